@@ -1,0 +1,20 @@
+//! brainstorm: a coordination service for AI agents that speak MCP.
+//!
+//! Agents join projects, send each other messages and share resources. Concurrent writers are
+//! kept apart by etags, and every compare-and-swap happens inside one redb write transaction.
+//!
+//! The layers, from the bottom up:
+//! - [`storage`]: redb tables, record encoding, schema migrations and typed transactions.
+//! - [`service`]: the rules of the product (identity, membership, messages, resources,
+//!   permissions, long-polls), independent of MCP.
+//! - [`mcp`]: the MCP tools and prompts on rmcp, argument parsing and error translation.
+//! - [`transport`]: stdio and streamable HTTP.
+//! - [`config`]: settings from flags, environment and defaults.
+
+pub mod config;
+pub mod error;
+pub mod mcp;
+pub mod service;
+pub mod storage;
+pub mod time;
+pub mod transport;

@@ -1,0 +1,315 @@
+//! Messages: direct and broadcast delivery, and inbox reads that archive what they return.
+
+use serde_json::{Value, json};
+use tracing::{debug, info};
+
+use super::longpoll::WaitOutcome;
+use super::projects::finish_wait;
+use super::requests::*;
+use super::validate::{check_id, check_json_depth};
+use super::{
+    Service, WaitControl, WaitKey, page, project_and_member, require_member, require_project,
+    same_agent, views,
+};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::storage::records::{MessageRecord, ProjectRecord};
+use crate::time::now_ms;
+
+/// The kinds of handoff message, read from a payload's `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    Request,
+    Accepted,
+    Rejected,
+}
+
+impl Handoff {
+    fn of(payload: &Value) -> Option<Handoff> {
+        match payload.get("type").and_then(Value::as_str)? {
+            "handoff" => Some(Handoff::Request),
+            "handoff_accepted" => Some(Handoff::Accepted),
+            "handoff_rejected" => Some(Handoff::Rejected),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Handoff::Request => "handoff",
+            Handoff::Accepted => "handoff_accepted",
+            Handoff::Rejected => "handoff_rejected",
+        }
+    }
+}
+
+/// Checks who may send a handoff message and that it asks for a reply.
+///
+/// Only a contributor sends `handoff`; only the coordinator answers with `handoff_accepted`
+/// or `handoff_rejected`. `handoff` and `handoff_rejected` need `reply_expected: true`.
+fn check_handoff(project: &ProjectRecord, sender: &str, payload: &Value, reply_expected: bool) -> ServiceResult<()> {
+    let Some(kind) = Handoff::of(payload) else { return Ok(()) };
+    let is_coordinator = project.coordinator.as_deref().is_some_and(|c| same_agent(c, sender));
+    let allowed = match kind {
+        Handoff::Request => !is_coordinator,
+        Handoff::Accepted | Handoff::Rejected => is_coordinator,
+    };
+    if !allowed {
+        let who = if kind == Handoff::Request { "a contributor" } else { "the coordinator" };
+        return Err(ServiceError::new(
+            ErrorCode::HandoffAuthorityError,
+            format!("only {who} may send a {} message; agent {sender:?} may not", kind.name()),
+        )
+        .with("type", kind.name())
+        .with("coordinator", project.coordinator.clone()));
+    }
+    if matches!(kind, Handoff::Request | Handoff::Rejected) && !reply_expected {
+        return Err(ServiceError::new(
+            ErrorCode::HandoffReplyExpectedRequired,
+            format!("a {} message needs reply_expected: true", kind.name()),
+        )
+        .with("type", kind.name()));
+    }
+    Ok(())
+}
+
+/// Returns `reply_expected` as a boolean, or fails with `REPLY_EXPECTED_REQUIRED`.
+fn reply_expected(value: &Option<Value>) -> ServiceResult<bool> {
+    match value {
+        Some(Value::Bool(flag)) => Ok(*flag),
+        other => Err(ServiceError::new(
+            ErrorCode::ReplyExpectedRequired,
+            format!(
+                "reply_expected must be true or false, got {}; say whether the recipient should answer",
+                other.as_ref().map_or("nothing".to_owned(), Value::to_string)
+            ),
+        )),
+    }
+}
+
+/// The recipients a message goes to.
+enum Target<'a> {
+    Direct(&'a str),
+    Broadcast,
+}
+
+fn target(request: &SendMessageRequest) -> ServiceResult<Target<'_>> {
+    match (request.to_agent.as_deref(), request.broadcast.unwrap_or(false)) {
+        (Some(to), false) => Ok(Target::Direct(to)),
+        (None, true) => Ok(Target::Broadcast),
+        (to, broadcast) => Err(ServiceError::new(
+            ErrorCode::InvalidMessageTarget,
+            "give exactly one of to_agent (a direct message) and broadcast: true (to every other member)",
+        )
+        .with("to_agent", to)
+        .with("broadcast", broadcast)),
+    }
+}
+
+impl Service {
+    /// Sends a direct message or a broadcast. A broadcast reaches every member but the
+    /// sender in one transaction: all or none.
+    pub fn send_message(&self, request: &SendMessageRequest) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("from_agent", &request.from_agent)?;
+        let reply_expected = reply_expected(&request.reply_expected)?;
+        let target = target(request)?;
+        if let Target::Direct(to) = target {
+            check_id("to_agent", to)?;
+        }
+        check_json_depth("payload", &request.payload)?;
+        let payload_json = request.payload.to_string();
+        if payload_json.len() > self.config.max_payload_size {
+            return Err(ServiceError::new(
+                ErrorCode::ResourceTooLarge,
+                format!(
+                    "payload is {} bytes; the maximum is {} bytes. Store large data as a resource and send its id",
+                    payload_json.len(),
+                    self.config.max_payload_size
+                ),
+            )
+            .with("size_bytes", payload_json.len())
+            .with("max_bytes", self.config.max_payload_size));
+        }
+        let project_id = request.project_id.as_str();
+        let metadata = request.metadata.clone();
+        let mut message = MessageRecord {
+            message_id: uuid::Uuid::new_v4().to_string(),
+            project_id: project_id.to_owned(),
+            from_agent: request.from_agent.clone(),
+            to_agent: None,
+            broadcast: matches!(target, Target::Broadcast),
+            reply_expected,
+            payload_json,
+            created_at_ms: now_ms(),
+            ttl_secs: self.config.message_ttl.as_secs(),
+            priority: metadata.as_ref().and_then(|m| m.priority).map(|p| p.as_str().to_owned()),
+            trace_id: metadata.and_then(|m| m.trace_id),
+        };
+
+        let recipients = self.write(|tx| {
+            let project = require_project(tx.project(project_id)?, project_id)?;
+            let sender = require_member(
+                tx.member(project_id, &request.from_agent)?,
+                ErrorCode::SenderNotFound,
+                project_id,
+                &request.from_agent,
+            )?;
+            check_handoff(&project, &sender.agent_name, &request.payload, reply_expected)?;
+            message.from_agent = sender.agent_name.clone();
+            let recipients: Vec<String> = match target {
+                Target::Direct(to) => {
+                    let recipient = require_member(tx.member(project_id, to)?, ErrorCode::RecipientNotFound, project_id, to)?;
+                    message.to_agent = Some(recipient.agent_name.clone());
+                    vec![recipient.agent_name]
+                }
+                Target::Broadcast => tx
+                    .members(project_id)?
+                    .into_iter()
+                    .map(|member| member.agent_name)
+                    .filter(|name| !same_agent(name, &sender.agent_name))
+                    .collect(),
+            };
+            for recipient in &recipients {
+                tx.push_message(recipient, &message)?;
+            }
+            Ok(recipients)
+        })?;
+
+        debug!(project_id, message_id = %message.message_id, from = %message.from_agent, recipients = recipients.len(), "message sent");
+        for recipient in &recipients {
+            self.waiters.notify(&WaitKey::inbox(project_id, recipient));
+        }
+        Ok(json!({
+            "message_id": message.message_id,
+            "project_id": project_id,
+            "broadcast": message.broadcast,
+            "recipients": recipients,
+        }))
+    }
+
+    /// Returns unread messages oldest first and archives them, in one write transaction.
+    /// Expired messages are purged, not returned. Returns `None` when there is nothing to read.
+    fn take_messages(&self, request: &ReceiveMessagesRequest) -> ServiceResult<Option<Value>> {
+        let (offset, limit) = page(request.offset, request.limit);
+        let now = now_ms();
+        let taken = self.write(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let purged = tx.purge_expired(&request.project_id, &member.agent_name, now)?;
+            if purged > 0 {
+                info!(project_id = %request.project_id, agent = %member.agent_name, purged, "expired messages purged");
+            }
+            let taken: Vec<(u64, MessageRecord)> =
+                tx.inbox(&request.project_id, &member.agent_name, now)?.into_iter().skip(offset).take(limit).collect();
+            let seqs: Vec<u64> = taken.iter().map(|(seq, _)| *seq).collect();
+            tx.archive_messages(&request.project_id, &member.agent_name, &seqs)?;
+            Ok(taken)
+        })?;
+        if taken.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(render_inbox(taken.into_iter().map(|(_, message)| message).collect())))
+    }
+
+    /// Returns whether the agent has unread messages past `offset`, without consuming any.
+    fn has_messages(&self, request: &ReceiveMessagesRequest) -> ServiceResult<bool> {
+        let (offset, _) = page(request.offset, request.limit);
+        self.read(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            Ok(tx.inbox(&request.project_id, &member.agent_name, now_ms())?.len() > offset)
+        })
+    }
+
+    /// Receives messages; with `wait`, blocks until one arrives or the timeout passes.
+    ///
+    /// A cancelled wait consumes nothing: messages are taken only after the wait ends and
+    /// only when the call is still live.
+    pub async fn receive_messages(
+        &self,
+        request: ReceiveMessagesRequest,
+        control: &WaitControl,
+    ) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        let request = std::sync::Arc::new(request);
+        if request.wait != Some(true) {
+            let request = request.clone();
+            let taken = self.blocking(move |service| service.take_messages(&request)).await?;
+            return Ok(taken.unwrap_or_else(|| render_inbox(Vec::new())));
+        }
+        let timeout = self.wait_timeout(request.timeout_seconds);
+        let key = WaitKey::inbox(&request.project_id, &request.agent_name);
+        let outcome = self
+            .wait_until(key, timeout, control, || {
+                let request = request.clone();
+                let cancel = control.cancel.clone();
+                self.blocking(move |service| {
+                    // NOTE: a cancellation that arrives after this check but before the reply
+                    // reaches the client still archives the messages taken here.
+                    if cancel.is_cancelled() || !service.has_messages(&request)? {
+                        return Ok(None);
+                    }
+                    service.take_messages(&request)
+                })
+            })
+            .await?;
+        Ok(match outcome {
+            WaitOutcome::TimedOut { waited } => {
+                let mut result = render_inbox(Vec::new());
+                result.as_object_mut().expect("inbox is an object").extend(
+                    views::timed_out(waited.as_millis()).as_object().expect("timeout is an object").clone(),
+                );
+                result
+            }
+            other => finish_wait(other),
+        })
+    }
+}
+
+/// Renders received messages with reply warnings and handoff guidance.
+fn render_inbox(messages: Vec<MessageRecord>) -> Value {
+    let mut reply_warnings = Vec::new();
+    let mut handoff_alerts = Vec::new();
+    for message in &messages {
+        if !message.reply_expected {
+            reply_warnings.push(json!({
+                "message_id": message.message_id,
+                "warning": format!(
+                    "{} does not expect a reply to this message; answer only if you must",
+                    message.from_agent
+                ),
+            }));
+        }
+        let payload: Value = serde_json::from_str(&message.payload_json).unwrap_or(Value::Null);
+        if let Some(kind) = Handoff::of(&payload) {
+            handoff_alerts.push(json!({
+                "message_id": message.message_id,
+                "type": kind.name(),
+                "guidance": handoff_guidance(kind, &message.from_agent),
+            }));
+        }
+    }
+    let mut result = json!({
+        "messages": messages.iter().map(views::message).collect::<Vec<_>>(),
+        "count": messages.len(),
+    });
+    if !reply_warnings.is_empty() {
+        result["reply_warnings"] = json!(reply_warnings);
+    }
+    if !handoff_alerts.is_empty() {
+        result["handoff_alerts"] = json!(handoff_alerts);
+    }
+    result
+}
+
+fn handoff_guidance(kind: Handoff, from: &str) -> String {
+    match kind {
+        Handoff::Request => format!(
+            "{from} hands work to you as coordinator: review it, then send_message to {from} with \
+             payload type handoff_accepted, or handoff_rejected with reply_expected: true and your reasons"
+        ),
+        Handoff::Accepted => format!("the coordinator {from} accepted your handoff; the work is done"),
+        Handoff::Rejected => format!(
+            "the coordinator {from} rejected your handoff: read the reasons, fix the work, and send a new handoff"
+        ),
+    }
+}

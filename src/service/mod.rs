@@ -1,0 +1,179 @@
+//! The rules of the product, independent of MCP.
+//!
+//! Each operation validates its arguments before touching storage, then runs in one
+//! transaction: reads in a read snapshot, each mutation in exactly one write transaction.
+//! Operations are blocking (a durable commit waits for the disk); async callers run them on a
+//! blocking thread. Long-polls are the exception: they are async and hold no transaction while
+//! they wait.
+
+pub mod etag;
+pub mod identity;
+mod longpoll;
+mod members;
+mod overview;
+mod messages;
+mod projects;
+pub mod requests;
+mod resources;
+mod source_path;
+pub mod validate;
+pub mod views;
+pub mod waiters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::storage::records::{MemberRecord, ProjectRecord};
+use crate::storage::{ReadTxn, Store, StorageError, WriteTxn};
+
+pub use identity::Identity;
+pub use longpoll::{Progress, WaitControl};
+pub use waiters::{WaitKey, Waiters};
+
+/// The coordination service: one database, its settings, and the long-poll registry.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<Store>,
+    config: Arc<Config>,
+    waiters: Arc<Waiters>,
+}
+
+impl Service {
+    /// Opens the database of `config` and creates the service on it.
+    pub fn open(config: Config) -> Result<Service, StorageError> {
+        let store = Store::open(&config.database_path())?;
+        Ok(Service::with_store(Arc::new(store), config))
+    }
+
+    /// Creates the service on an open database.
+    pub fn with_store(store: Arc<Store>, config: Config) -> Service {
+        let waiters = Waiters::new(config.max_waiters);
+        Service { store, config: Arc::new(config), waiters }
+    }
+
+    /// Returns the settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Returns the database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs a blocking operation on a blocking thread, so that async callers are not stalled
+    /// by commits.
+    pub async fn blocking<T, F>(&self, operation: F) -> ServiceResult<T>
+    where
+        F: FnOnce(&Service) -> ServiceResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let service = self.clone();
+        tokio::task::spawn_blocking(move || operation(&service))
+            .await
+            .map_err(ServiceError::internal)?
+    }
+
+    /// Returns the long-poll duration for a call's `timeout_seconds`, capped at the maximum.
+    pub fn wait_timeout(&self, timeout_seconds: Option<u64>) -> Duration {
+        match timeout_seconds {
+            Some(seconds) => Duration::from_secs(seconds).min(self.config.max_wait),
+            None => self.config.default_wait,
+        }
+    }
+
+    fn read<T>(&self, work: impl FnOnce(&ReadTxn) -> ServiceResult<T>) -> ServiceResult<T> {
+        self.store.read(work)
+    }
+
+    fn write<T>(&self, work: impl FnOnce(&WriteTxn) -> ServiceResult<T>) -> ServiceResult<T> {
+        self.store.write(work)
+    }
+}
+
+/// Returns the project or fails with `PROJECT_NOT_FOUND`.
+fn require_project(project: Option<ProjectRecord>, project_id: &str) -> ServiceResult<ProjectRecord> {
+    project.ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::ProjectNotFound,
+            format!("project {project_id:?} does not exist; list_projects shows the existing ones"),
+        )
+        .with("project_id", project_id)
+    })
+}
+
+/// Returns the member or fails with `code` (`MEMBER_NOT_FOUND`, `SENDER_NOT_FOUND`, ...).
+fn require_member(
+    member: Option<MemberRecord>,
+    code: ErrorCode,
+    project_id: &str,
+    agent_name: &str,
+) -> ServiceResult<MemberRecord> {
+    member.ok_or_else(|| {
+        ServiceError::new(
+            code,
+            format!(
+                "agent {agent_name:?} is not a member of project {project_id:?}; join_project first, \
+                 or check the name with get_project_info"
+            ),
+        )
+        .with("project_id", project_id)
+        .with("agent_name", agent_name)
+    })
+}
+
+/// Reads the project and the acting member in one snapshot; fails when either is missing.
+fn project_and_member(
+    tx: &impl MemberLookup,
+    project_id: &str,
+    agent_name: &str,
+) -> ServiceResult<(ProjectRecord, MemberRecord)> {
+    let project = require_project(tx.lookup_project(project_id)?, project_id)?;
+    let member = require_member(
+        tx.lookup_member(project_id, agent_name)?,
+        ErrorCode::MemberNotFound,
+        project_id,
+        agent_name,
+    )?;
+    Ok((project, member))
+}
+
+/// Lookups shared by read and write transactions.
+trait MemberLookup {
+    fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError>;
+    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError>;
+}
+
+impl MemberLookup for ReadTxn {
+    fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError> {
+        self.project(project_id)
+    }
+    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError> {
+        self.member(project_id, agent)
+    }
+}
+
+impl MemberLookup for WriteTxn {
+    fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError> {
+        self.project(project_id)
+    }
+    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError> {
+        self.member(project_id, agent)
+    }
+}
+
+/// Returns whether two agent names name the same agent.
+fn same_agent(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Clamps a page request to the allowed range.
+fn page(offset: Option<u64>, limit: Option<u64>) -> (usize, usize) {
+    const DEFAULT_LIMIT: u64 = 100;
+    const MAX_LIMIT: u64 = 1000;
+    let offset = usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX);
+    let limit = limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize;
+    (offset, limit)
+}

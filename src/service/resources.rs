@@ -1,0 +1,363 @@
+//! Shared resources: etag compare-and-swap writes, permission checks, reads and deletes.
+
+use serde_json::{Value, json};
+use tracing::{debug, info};
+
+use super::etag::new_etag;
+use super::longpoll::WaitOutcome;
+use super::projects::finish_wait;
+use super::requests::*;
+use super::source_path::read_source;
+use super::validate::{check_id, check_json_depth, check_json_text};
+use super::{Service, WaitControl, WaitKey, page, project_and_member, same_agent, views};
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::storage::records::{ManifestRecord, MemberRecord};
+use crate::storage::{ReadTxn, WriteTxn};
+use crate::time::now_ms;
+
+/// The wildcard that grants access to every member, and the etag that matches any state.
+const ANY: &str = "*";
+
+/// Returns whether `list` grants access to `agent` (by name or through "*").
+fn listed(list: &[String], agent: &str) -> bool {
+    list.iter().any(|entry| entry == ANY || same_agent(entry, agent))
+}
+
+fn can_read(manifest: &ManifestRecord, agent: &str) -> bool {
+    same_agent(&manifest.creator, agent) || listed(&manifest.read, agent)
+}
+
+fn can_write(manifest: &ManifestRecord, agent: &str) -> bool {
+    same_agent(&manifest.creator, agent) || listed(&manifest.write, agent)
+}
+
+fn not_found(project_id: &str, resource_id: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::ResourceNotFound,
+        format!("resource {resource_id:?} does not exist in project {project_id:?}; list_resources shows the existing ones"),
+    )
+    .with("project_id", project_id)
+    .with("resource_id", resource_id)
+}
+
+fn denied(code: ErrorCode, verb: &str, agent: &str, manifest: &ManifestRecord) -> ServiceError {
+    ServiceError::new(
+        code,
+        format!(
+            "agent {agent:?} may not {verb} resource {:?}; ask its creator to grant access",
+            manifest.resource_id
+        ),
+    )
+    .with("project_id", manifest.project_id.as_str())
+    .with("resource_id", manifest.resource_id.as_str())
+    .with("agent_name", agent)
+}
+
+/// Checks a permission list: each entry is "*" or an agent name.
+fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
+    const MAX_ENTRIES: usize = 256;
+    if list.len() > MAX_ENTRIES {
+        return Err(ServiceError::invalid_parameter(
+            argument,
+            format!("{argument} lists {} agents; the maximum is {MAX_ENTRIES}", list.len()),
+        ));
+    }
+    for entry in list.iter().filter(|entry| entry.as_str() != ANY) {
+        check_id(argument, entry)?;
+    }
+    Ok(())
+}
+
+/// Permissions of a new resource: readable by all and writable by its creator unless given.
+/// The creator is always added to the write list.
+fn initial_permissions(requested: Option<&Permissions>, creator: &str) -> (Vec<String>, Vec<String>) {
+    let read = requested.and_then(|p| p.read.clone()).unwrap_or_else(|| vec![ANY.to_owned()]);
+    let mut write = requested.and_then(|p| p.write.clone()).unwrap_or_default();
+    if !listed(&write, creator) {
+        write.push(creator.to_owned());
+    }
+    (read, write)
+}
+
+/// Content to store: given text, a JSON value stored as its text, or a file's bytes.
+fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResult<Option<String>> {
+    let text = match (&request.content, &request.source_path) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::new(
+                ErrorCode::ConflictingParameters,
+                "give either content or source_path, not both",
+            ));
+        }
+        (Some(Value::String(text)), None) => text.clone(),
+        (Some(Value::Null), None) | (None, None) => return Ok(None),
+        (Some(value), None) => {
+            check_json_depth("content", value)?;
+            value.to_string()
+        }
+        (None, Some(path)) => read_source(path, max_bytes)?,
+    };
+    if text.len() > max_bytes {
+        return Err(ServiceError::new(
+            ErrorCode::ResourceTooLarge,
+            format!("content is {} bytes; the maximum is {max_bytes} bytes", text.len()),
+        )
+        .with("size_bytes", text.len())
+        .with("max_bytes", max_bytes));
+    }
+    check_json_text("content", &text)?;
+    Ok(Some(text))
+}
+
+/// Applies the etag rules to a write of an existing resource, inside its write transaction.
+fn check_etag(existing: &ManifestRecord, etag: Option<&str>) -> ServiceResult<()> {
+    match etag {
+        None | Some("") => Err(ServiceError::new(
+            ErrorCode::EtagRequired,
+            format!(
+                "resource {:?} exists; read it with get_resource and pass its etag to update it, or etag \"*\" to overwrite",
+                existing.resource_id
+            ),
+        )
+        .with("resource_id", existing.resource_id.as_str())),
+        Some(ANY) => Ok(()),
+        Some(etag) if etag == existing.etag => Ok(()),
+        // The current etag is deliberately left out, so that the writer must re-read the content.
+        Some(_) => Err(ServiceError::new(
+            ErrorCode::EtagMismatch,
+            format!(
+                "resource {:?} changed since you read it; get_resource again, reapply your change, and retry with the new etag",
+                existing.resource_id
+            ),
+        )
+        .with("resource_id", existing.resource_id.as_str())),
+    }
+}
+
+impl Service {
+    /// Creates or updates a resource. The etag comparison and the write it guards happen in
+    /// one write transaction, so concurrent writers cannot lose an update.
+    pub fn store_resource(&self, request: &StoreResourceRequest) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("resource_id", &request.resource_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        if let Some(permissions) = &request.permissions {
+            check_access_list("permissions.read", permissions.read.as_deref().unwrap_or_default())?;
+            check_access_list("permissions.write", permissions.write.as_deref().unwrap_or_default())?;
+        }
+        if let Some(condition) = request.if_none_match.as_deref().filter(|c| *c != ANY) {
+            return Err(ServiceError::invalid_parameter(
+                "if_none_match",
+                format!("if_none_match must be \"*\" (create only), got {condition:?}"),
+            ));
+        }
+        let metadata_json = match &request.metadata {
+            Some(metadata) => {
+                let value = Value::Object(metadata.clone());
+                check_json_depth("metadata", &value)?;
+                Some(value.to_string())
+            }
+            None => None,
+        };
+        let content = content_text(request, self.config.max_payload_size)?;
+
+        let (manifest, created, permissions_ignored) = self.write(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let existing = tx.manifest(&request.project_id, &request.resource_id)?;
+            let now = now_ms();
+            match existing {
+                Some(existing) => update(tx, request, &member, existing, content, metadata_json, now)
+                    .map(|(manifest, ignored)| (manifest, false, ignored)),
+                None => create(tx, request, &member, content, metadata_json, now).map(|m| (m, true, false)),
+            }
+        })?;
+
+        debug!(project_id = %manifest.project_id, resource_id = %manifest.resource_id, etag = %manifest.etag, created, "resource stored");
+        self.waiters.notify(&WaitKey::resource(&manifest.project_id, &manifest.resource_id));
+        let mut result = json!({"manifest": views::manifest(&manifest), "etag": manifest.etag, "created": created});
+        if permissions_ignored {
+            result["permissions_ignored"] = json!("only the creator may change permissions; the existing ones were kept");
+        }
+        Ok(result)
+    }
+
+    fn read_resource(&self, tx: &ReadTxn, request: &GetResourceRequest) -> ServiceResult<Option<Value>> {
+        let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+        let Some(manifest) = tx.manifest(&request.project_id, &request.resource_id)? else {
+            return Ok(None);
+        };
+        if !can_read(&manifest, &member.agent_name) {
+            return Err(denied(ErrorCode::ReadPermissionDenied, "read", &member.agent_name, &manifest));
+        }
+        let bytes = tx.content(&request.project_id, &request.resource_id)?.unwrap_or_default();
+        let content = String::from_utf8_lossy(&bytes).into_owned();
+        Ok(Some(json!({"manifest": views::manifest(&manifest), "content": content, "etag": manifest.etag})))
+    }
+
+    /// Reads a resource's manifest and content from one snapshot, so the etag belongs to the
+    /// content. With `wait`, blocks until the resource exists.
+    pub async fn get_resource(&self, request: GetResourceRequest, control: &WaitControl) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("resource_id", &request.resource_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        let request = std::sync::Arc::new(request);
+        let read = |request: std::sync::Arc<GetResourceRequest>| {
+            self.blocking(move |service| service.read(|tx| service.read_resource(tx, &request)))
+        };
+        if request.wait != Some(true) {
+            return read(request.clone())
+                .await?
+                .ok_or_else(|| not_found(&request.project_id, &request.resource_id));
+        }
+        let timeout = self.wait_timeout(request.timeout_seconds);
+        let key = WaitKey::resource(&request.project_id, &request.resource_id);
+        let outcome: WaitOutcome<Value> =
+            self.wait_until(key, timeout, control, || read(request.clone())).await?;
+        Ok(finish_wait(outcome))
+    }
+
+    /// Lists the manifests the agent may read.
+    pub fn list_resources(&self, request: &ListResourcesRequest) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        let (offset, limit) = page(request.offset, request.limit);
+        let (readable, total) = self.read(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let readable: Vec<ManifestRecord> = tx
+                .manifests(&request.project_id)?
+                .into_iter()
+                .filter(|manifest| can_read(manifest, &member.agent_name))
+                .collect();
+            let total = readable.len();
+            Ok((readable.into_iter().skip(offset).take(limit).collect::<Vec<_>>(), total))
+        })?;
+        Ok(json!({
+            "resources": readable.iter().map(views::manifest).collect::<Vec<_>>(),
+            "count": total,
+            "pagination": {"offset": offset, "limit": limit, "returned": readable.len()},
+        }))
+    }
+
+    /// Deletes a resource. Only its creator may.
+    pub fn delete_resource(&self, request: &DeleteResourceRequest) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("resource_id", &request.resource_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        self.write(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let manifest = tx
+                .manifest(&request.project_id, &request.resource_id)?
+                .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
+            if !same_agent(&manifest.creator, &member.agent_name) {
+                return Err(denied(ErrorCode::DeletePermissionDenied, "delete (only its creator may)", &member.agent_name, &manifest));
+            }
+            tx.delete_resource(&request.project_id, &request.resource_id)?;
+            Ok(())
+        })?;
+        info!(project_id = %request.project_id, resource_id = %request.resource_id, agent = %request.agent_name, "resource deleted");
+        self.waiters.notify(&WaitKey::resource(&request.project_id, &request.resource_id));
+        Ok(json!({"deleted": true, "project_id": request.project_id, "resource_id": request.resource_id}))
+    }
+}
+
+fn create(
+    tx: &WriteTxn,
+    request: &StoreResourceRequest,
+    member: &MemberRecord,
+    content: Option<String>,
+    metadata_json: Option<String>,
+    now: i64,
+) -> ServiceResult<ManifestRecord> {
+    if let Some(etag) = request.etag.as_deref().filter(|etag| !etag.is_empty() && *etag != ANY) {
+        return Err(ServiceError::new(
+            ErrorCode::EtagMismatch,
+            format!(
+                "resource {:?} does not exist (it was deleted since you read it); create it without an etag",
+                request.resource_id
+            ),
+        )
+        .with("resource_id", request.resource_id.as_str())
+        .with("etag", etag));
+    }
+    let (read, write) = initial_permissions(request.permissions.as_ref(), &member.agent_name);
+    let content = content.unwrap_or_default();
+    let manifest = ManifestRecord {
+        resource_id: request.resource_id.clone(),
+        project_id: request.project_id.clone(),
+        name: request.name.clone(),
+        description: request.description.clone(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        etag: new_etag(),
+        mime_type: request.mime_type.clone(),
+        size_bytes: content.len() as u64,
+        source_path: request.source_path.clone(),
+        read,
+        write,
+        metadata_json,
+        creator: member.agent_name.clone(),
+    };
+    tx.put_resource(&manifest, content.as_bytes())?;
+    Ok(manifest)
+}
+
+/// Updates an existing resource; returns the manifest and whether requested permissions were
+/// ignored because the writer is not the creator.
+fn update(
+    tx: &WriteTxn,
+    request: &StoreResourceRequest,
+    member: &MemberRecord,
+    existing: ManifestRecord,
+    content: Option<String>,
+    metadata_json: Option<String>,
+    now: i64,
+) -> ServiceResult<(ManifestRecord, bool)> {
+    if request.if_none_match.is_some() {
+        return Err(ServiceError::new(
+            ErrorCode::ResourceExists,
+            format!("resource {:?} already exists and if_none_match is \"*\"", existing.resource_id),
+        )
+        .with("resource_id", existing.resource_id.as_str()));
+    }
+    if !can_write(&existing, &member.agent_name) {
+        return Err(denied(ErrorCode::WritePermissionDenied, "write", &member.agent_name, &existing));
+    }
+    check_etag(&existing, request.etag.as_deref())?;
+
+    let is_creator = same_agent(&existing.creator, &member.agent_name);
+    let (read, write) = match (&request.permissions, is_creator) {
+        (Some(permissions), true) => initial_permissions(Some(permissions), &existing.creator),
+        _ => (existing.read.clone(), existing.write.clone()),
+    };
+    let content = match content {
+        Some(content) => content,
+        None => String::from_utf8_lossy(
+            &tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default(),
+        )
+        .into_owned(),
+    };
+    let manifest = ManifestRecord {
+        name: request.name.clone(),
+        description: request.description.clone().or(existing.description.clone()),
+        updated_at_ms: now,
+        etag: fresh_etag(&existing.etag),
+        mime_type: request.mime_type.clone().or(existing.mime_type.clone()),
+        size_bytes: content.len() as u64,
+        source_path: request.source_path.clone().or(existing.source_path.clone()),
+        read,
+        write,
+        metadata_json: metadata_json.or(existing.metadata_json.clone()),
+        ..existing
+    };
+    tx.put_resource(&manifest, content.as_bytes())?;
+    Ok((manifest, request.permissions.is_some() && !is_creator))
+}
+
+/// Returns a new etag that differs from the current one.
+fn fresh_etag(current: &str) -> String {
+    loop {
+        let etag = new_etag();
+        if etag != current {
+            return etag;
+        }
+    }
+}

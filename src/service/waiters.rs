@@ -1,0 +1,136 @@
+//! In-process wake-ups for long-polls.
+//!
+//! A waiter registers for a [`WaitKey`] before it checks the database, and every commit that
+//! could satisfy it calls [`Waiters::notify`] after the commit lands. Registering first means
+//! that a commit between the check and the wait still wakes the waiter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::storage::agent_key;
+
+/// What a long-poll waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WaitKey {
+    /// A message in an agent's inbox.
+    Inbox { project_id: String, agent: String },
+    /// A change to a resource.
+    Resource { project_id: String, resource_id: String },
+    /// A change to a project, including its creation.
+    Project { project_id: String },
+}
+
+impl WaitKey {
+    /// Returns the key of an agent's inbox; agent names match in any case.
+    pub fn inbox(project_id: &str, agent_name: &str) -> Self {
+        WaitKey::Inbox { project_id: project_id.to_owned(), agent: agent_key(agent_name) }
+    }
+
+    /// Returns the key of a resource.
+    pub fn resource(project_id: &str, resource_id: &str) -> Self {
+        WaitKey::Resource { project_id: project_id.to_owned(), resource_id: resource_id.to_owned() }
+    }
+
+    /// Returns the key of a project.
+    pub fn project(project_id: &str) -> Self {
+        WaitKey::Project { project_id: project_id.to_owned() }
+    }
+}
+
+struct Slot {
+    sender: watch::Sender<u64>,
+    waiting: usize,
+}
+
+/// Registry of current long-polls, each capped per key.
+pub struct Waiters {
+    slots: Mutex<HashMap<WaitKey, Slot>>,
+    max_per_key: usize,
+}
+
+impl Waiters {
+    /// Creates a registry that allows `max_per_key` concurrent waits on one key.
+    pub fn new(max_per_key: usize) -> Arc<Self> {
+        Arc::new(Waiters { slots: Mutex::new(HashMap::new()), max_per_key })
+    }
+
+    /// Registers a wait on `key`; fails with `TOO_MANY_WAITERS` when the key is at its cap.
+    pub fn register(self: &Arc<Self>, key: WaitKey) -> ServiceResult<Ticket> {
+        let mut slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        let slot = slots
+            .entry(key.clone())
+            .or_insert_with(|| Slot { sender: watch::Sender::new(0), waiting: 0 });
+        if slot.waiting >= self.max_per_key {
+            return Err(ServiceError::new(
+                ErrorCode::TooManyWaiters,
+                format!(
+                    "{} calls already wait on this {}; retry later without wait, or end one of the waiting calls",
+                    slot.waiting,
+                    key.noun()
+                ),
+            )
+            .with("max_waiters", self.max_per_key));
+        }
+        slot.waiting += 1;
+        let receiver = slot.sender.subscribe();
+        Ok(Ticket { waiters: Arc::clone(self), key, receiver })
+    }
+
+    /// Wakes every waiter registered on `key`.
+    pub fn notify(&self, key: &WaitKey) {
+        let slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(slot) = slots.get(key) {
+            slot.sender.send_modify(|version| *version = version.wrapping_add(1));
+        }
+    }
+
+    /// Returns the number of waits registered on `key`.
+    pub fn waiting(&self, key: &WaitKey) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        slots.get(key).map_or(0, |slot| slot.waiting)
+    }
+
+    fn release(&self, key: &WaitKey) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(slot) = slots.get_mut(key) {
+            slot.waiting -= 1;
+            if slot.waiting == 0 {
+                slots.remove(key);
+            }
+        }
+    }
+}
+
+impl WaitKey {
+    fn noun(&self) -> &'static str {
+        match self {
+            WaitKey::Inbox { .. } => "inbox",
+            WaitKey::Resource { .. } => "resource",
+            WaitKey::Project { .. } => "project",
+        }
+    }
+}
+
+/// One registered wait. Dropping it frees its place under the cap.
+pub struct Ticket {
+    waiters: Arc<Waiters>,
+    key: WaitKey,
+    receiver: watch::Receiver<u64>,
+}
+
+impl Ticket {
+    /// Waits until the key is notified after the last call to this method (or registration).
+    pub async fn changed(&mut self) {
+        // The sender lives in the registry while this ticket exists, so this cannot fail.
+        let _ = self.receiver.changed().await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.waiters.release(&self.key);
+    }
+}

@@ -1,0 +1,338 @@
+//! Typed transactions over the tables of [`super::tables`].
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::records::*;
+use super::tables::*;
+use super::{FORMAT_VERSION, StorageError, decode, encode};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// Returns the key form of an agent name: names that differ only in letter case share it.
+pub fn agent_key(agent_name: &str) -> String {
+    agent_name.to_ascii_lowercase()
+}
+
+/// A read snapshot of one committed state.
+pub struct ReadTxn(ReadTransaction);
+
+/// One write transaction. Dropping it without [`WriteTxn::commit`] aborts every write.
+pub struct WriteTxn(WriteTransaction);
+
+impl ReadTxn {
+    pub(super) fn new(tx: ReadTransaction) -> Self {
+        ReadTxn(tx)
+    }
+}
+
+// Generates the read accessors for both transaction kinds: redb gives them different table
+// types that share the `ReadableTable` trait.
+macro_rules! read_accessors {
+    ($txn:ty) => {
+        impl $txn {
+            /// Returns the project `project_id`.
+            pub fn project(&self, project_id: &str) -> Result<Option<ProjectRecord>> {
+                let table = self.0.open_table(PROJECTS)?;
+                let value = table.get(project_id)?;
+                value.map(|v| decode("projects", v.value())).transpose()
+            }
+
+            /// Returns a page of projects in id order, and the total number of projects.
+            pub fn projects(&self, offset: usize, limit: usize) -> Result<(Vec<ProjectRecord>, u64)> {
+                let table = self.0.open_table(PROJECTS)?;
+                let total = table.len()?;
+                let mut page = Vec::new();
+                for entry in table.iter()?.skip(offset).take(limit) {
+                    let (_, value) = entry?;
+                    page.push(decode("projects", value.value())?);
+                }
+                Ok((page, total))
+            }
+
+            /// Returns the member `agent_name` of a project, matching the name in any case.
+            pub fn member(&self, project_id: &str, agent_name: &str) -> Result<Option<MemberRecord>> {
+                let table = self.0.open_table(MEMBERS)?;
+                let value = table.get((project_id, agent_key(agent_name).as_str()))?;
+                value.map(|v| decode("members", v.value())).transpose()
+            }
+
+            /// Returns every member of a project, ordered by agent key.
+            pub fn members(&self, project_id: &str) -> Result<Vec<MemberRecord>> {
+                let table = self.0.open_table(MEMBERS)?;
+                let mut members = Vec::new();
+                for entry in table.range((project_id, "")..)? {
+                    let (key, value) = entry?;
+                    if key.value().0 != project_id {
+                        break;
+                    }
+                    members.push(decode("members", value.value())?);
+                }
+                Ok(members)
+            }
+
+            /// Returns the unexpired unread messages of an agent, oldest first.
+            pub fn inbox(&self, project_id: &str, agent_name: &str, now_ms: i64) -> Result<Vec<(u64, MessageRecord)>> {
+                let table = self.0.open_table(INBOX)?;
+                let agent = agent_key(agent_name);
+                let range = (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
+                let mut messages = Vec::new();
+                for entry in table.range(range)? {
+                    let (key, value) = entry?;
+                    let message: MessageRecord = decode("inbox", value.value())?;
+                    if !message.is_expired(now_ms) {
+                        messages.push((key.value().2, message));
+                    }
+                }
+                Ok(messages)
+            }
+
+            /// Returns the manifest of a resource.
+            pub fn manifest(&self, project_id: &str, resource_id: &str) -> Result<Option<ManifestRecord>> {
+                let table = self.0.open_table(MANIFESTS)?;
+                let value = table.get((project_id, resource_id))?;
+                value.map(|v| decode("manifests", v.value())).transpose()
+            }
+
+            /// Returns every manifest of a project, ordered by resource id.
+            pub fn manifests(&self, project_id: &str) -> Result<Vec<ManifestRecord>> {
+                let table = self.0.open_table(MANIFESTS)?;
+                let mut manifests = Vec::new();
+                for entry in table.range((project_id, "")..)? {
+                    let (key, value) = entry?;
+                    if key.value().0 != project_id {
+                        break;
+                    }
+                    manifests.push(decode("manifests", value.value())?);
+                }
+                Ok(manifests)
+            }
+
+            /// Returns the content bytes of a resource.
+            pub fn content(&self, project_id: &str, resource_id: &str) -> Result<Option<Vec<u8>>> {
+                let table = self.0.open_table(CONTENTS)?;
+                let value = table.get((project_id, resource_id))?;
+                value.map(|v| decode_content(v.value())).transpose()
+            }
+
+            /// Returns a client.
+            pub fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+                let table = self.0.open_table(CLIENTS)?;
+                let value = table.get(client_id)?;
+                value.map(|v| decode("clients", v.value())).transpose()
+            }
+
+            /// Returns the membership of a client in a project.
+            pub fn membership(&self, client_id: &str, project_id: &str) -> Result<Option<MembershipRecord>> {
+                let table = self.0.open_table(MEMBERSHIPS)?;
+                let value = table.get((client_id, project_id))?;
+                value.map(|v| decode("memberships", v.value())).transpose()
+            }
+
+            /// Returns every membership of a client, ordered by project id.
+            pub fn memberships(&self, client_id: &str) -> Result<Vec<MembershipRecord>> {
+                let table = self.0.open_table(MEMBERSHIPS)?;
+                let mut memberships = Vec::new();
+                for entry in table.range((client_id, "")..)? {
+                    let (key, value) = entry?;
+                    if key.value().0 != client_id {
+                        break;
+                    }
+                    memberships.push(decode("memberships", value.value())?);
+                }
+                Ok(memberships)
+            }
+        }
+    };
+}
+
+read_accessors!(ReadTxn);
+read_accessors!(WriteTxn);
+
+fn encode_content(content: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(content.len() + 1);
+    bytes.push(FORMAT_VERSION);
+    bytes.extend_from_slice(content);
+    bytes
+}
+
+fn decode_content(bytes: &[u8]) -> Result<Vec<u8>> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, body)) => Ok(body.to_vec()),
+        Some((&version, _)) => Err(StorageError::UnknownFormat { table: "contents", version }),
+        None => Err(StorageError::EmptyRecord { table: "contents" }),
+    }
+}
+
+impl WriteTxn {
+    pub(super) fn new(tx: WriteTransaction) -> Self {
+        WriteTxn(tx)
+    }
+
+    pub(super) fn commit(self) -> Result<()> {
+        self.0.commit()?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a project.
+    pub fn put_project(&self, project: &ProjectRecord) -> Result<()> {
+        let mut table = self.0.open_table(PROJECTS)?;
+        table.insert(project.project_id.as_str(), encode(project)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a member under the key of its name.
+    pub fn put_member(&self, member: &MemberRecord) -> Result<()> {
+        let mut table = self.0.open_table(MEMBERS)?;
+        let key = agent_key(&member.agent_name);
+        table.insert((member.project_id.as_str(), key.as_str()), encode(member)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a member.
+    pub fn delete_member(&self, project_id: &str, agent_name: &str) -> Result<()> {
+        let mut table = self.0.open_table(MEMBERS)?;
+        table.remove((project_id, agent_key(agent_name).as_str()))?;
+        Ok(())
+    }
+
+    /// Appends a message to an agent's inbox and returns its sequence number.
+    pub fn push_message(&self, recipient: &str, message: &MessageRecord) -> Result<u64> {
+        let seq = self.next_seq()?;
+        let mut table = self.0.open_table(INBOX)?;
+        let agent = agent_key(recipient);
+        table.insert((message.project_id.as_str(), agent.as_str(), seq), encode(message)?.as_slice())?;
+        Ok(seq)
+    }
+
+    fn next_seq(&self) -> Result<u64> {
+        let mut meta = self.0.open_table(META)?;
+        let current = match meta.get(NEXT_SEQ_KEY)? {
+            Some(bytes) => u64::from_le_bytes(bytes.value().try_into().unwrap_or([0; 8])),
+            None => 1,
+        };
+        meta.insert(NEXT_SEQ_KEY, (current + 1).to_le_bytes().as_slice())?;
+        Ok(current)
+    }
+
+    /// Moves messages with the given sequence numbers from an agent's inbox to the archive.
+    pub fn archive_messages(&self, project_id: &str, agent_name: &str, seqs: &[u64]) -> Result<()> {
+        let agent = agent_key(agent_name);
+        let mut inbox = self.0.open_table(INBOX)?;
+        let mut archive = self.0.open_table(ARCHIVE)?;
+        for &seq in seqs {
+            let key = (project_id, agent.as_str(), seq);
+            let bytes = inbox.remove(key)?.map(|v| v.value().to_vec());
+            if let Some(bytes) = bytes {
+                archive.insert(key, bytes.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the expired messages of an agent from its inbox and archive; returns the count.
+    pub fn purge_expired(&self, project_id: &str, agent_name: &str, now_ms: i64) -> Result<usize> {
+        let agent = agent_key(agent_name);
+        let mut purged = 0;
+        for definition in [INBOX, ARCHIVE] {
+            let mut table = self.0.open_table(definition)?;
+            let range = (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
+            let mut expired = Vec::new();
+            for entry in table.range(range)? {
+                let (key, value) = entry?;
+                let message: MessageRecord = decode("inbox", value.value())?;
+                if message.is_expired(now_ms) {
+                    expired.push(key.value().2);
+                }
+            }
+            for seq in &expired {
+                table.remove((project_id, agent.as_str(), *seq))?;
+            }
+            purged += expired.len();
+        }
+        Ok(purged)
+    }
+
+    /// Inserts or replaces a manifest and the content it describes.
+    pub fn put_resource(&self, manifest: &ManifestRecord, content: &[u8]) -> Result<()> {
+        let key = (manifest.project_id.as_str(), manifest.resource_id.as_str());
+        self.0.open_table(MANIFESTS)?.insert(key, encode(manifest)?.as_slice())?;
+        self.0.open_table(CONTENTS)?.insert(key, encode_content(content).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a resource's manifest and content.
+    pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
+        self.0.open_table(MANIFESTS)?.remove((project_id, resource_id))?;
+        self.0.open_table(CONTENTS)?.remove((project_id, resource_id))?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a client.
+    pub fn put_client(&self, client: &ClientRecord) -> Result<()> {
+        let mut table = self.0.open_table(CLIENTS)?;
+        table.insert(client.client_id.as_str(), encode(client)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Inserts or replaces the membership of a client in a project.
+    pub fn put_membership(&self, client_id: &str, membership: &MembershipRecord) -> Result<()> {
+        let mut table = self.0.open_table(MEMBERSHIPS)?;
+        let key = (client_id, membership.project_id.as_str());
+        table.insert(key, encode(membership)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes the membership of a client in a project.
+    pub fn delete_membership(&self, client_id: &str, project_id: &str) -> Result<()> {
+        self.0.open_table(MEMBERSHIPS)?.remove((client_id, project_id))?;
+        Ok(())
+    }
+
+    /// Removes a project with its members, messages, resources and client memberships.
+    pub fn delete_project(&self, project_id: &str) -> Result<()> {
+        for member in self.members(project_id)? {
+            if let Some(client_id) = &member.client_id {
+                self.delete_membership(client_id, project_id)?;
+            }
+        }
+        remove_pairs(&mut self.0.open_table(MEMBERS)?, project_id)?;
+        remove_pairs(&mut self.0.open_table(MANIFESTS)?, project_id)?;
+        remove_pairs(&mut self.0.open_table(CONTENTS)?, project_id)?;
+        remove_triples(&mut self.0.open_table(INBOX)?, project_id)?;
+        remove_triples(&mut self.0.open_table(ARCHIVE)?, project_id)?;
+        self.0.open_table(PROJECTS)?.remove(project_id)?;
+        Ok(())
+    }
+}
+
+fn remove_pairs(table: &mut redb::Table<(&str, &str), &[u8]>, first: &str) -> Result<()> {
+    let mut seconds = Vec::new();
+    for entry in table.range((first, "")..)? {
+        let (key, _) = entry?;
+        let (head, second) = key.value();
+        if head != first {
+            break;
+        }
+        seconds.push(second.to_owned());
+    }
+    for second in &seconds {
+        table.remove((first, second.as_str()))?;
+    }
+    Ok(())
+}
+
+fn remove_triples(table: &mut redb::Table<(&str, &str, u64), &[u8]>, first: &str) -> Result<()> {
+    let mut keys = Vec::new();
+    for entry in table.range((first, "", 0u64)..)? {
+        let (key, _) = entry?;
+        let (head, second, seq) = key.value();
+        if head != first {
+            break;
+        }
+        keys.push((second.to_owned(), seq));
+    }
+    for (second, seq) in &keys {
+        table.remove((first, second.as_str(), *seq))?;
+    }
+    Ok(())
+}
