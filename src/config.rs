@@ -54,11 +54,15 @@ impl Config {
 
     /// Returns the default data folder: `~/.brainstorm`.
     pub fn default_data_dir() -> PathBuf {
-        home_dir().unwrap_or_else(|| PathBuf::from(".")).join(".brainstorm")
+        home_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".brainstorm")
     }
 }
 
 /// Returns the user's home directory from `HOME`.
 pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|home| !home.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
 }

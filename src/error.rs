@@ -118,7 +118,12 @@ pub struct ServiceError {
 impl ServiceError {
     /// Creates an error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServiceError { code, message: message.into(), details: Map::new(), internal: None }
+        ServiceError {
+            code,
+            message: message.into(),
+            details: Map::new(),
+            internal: None,
+        }
     }
 
     /// Adds one entry to `details`.

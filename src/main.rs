@@ -41,7 +41,13 @@ struct Settings {
     message_ttl: u64,
 
     /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn".
-    #[arg(long, global = true, env = "BRAINSTORM_LOG", value_name = "FILTER", default_value = "info,rmcp=warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "BRAINSTORM_LOG",
+        value_name = "FILTER",
+        default_value = "info,rmcp=warn"
+    )]
     log: String,
 }
 
@@ -63,11 +69,18 @@ fn init_logging(filter: &str) {
         EnvFilter::new("info")
     });
     // Standard output carries MCP frames on stdio, so logs go to standard error at every level.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }
 
 fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
-    let data_dir = settings.data_dir.clone().unwrap_or_else(Config::default_data_dir);
+    let data_dir = settings
+        .data_dir
+        .clone()
+        .unwrap_or_else(Config::default_data_dir);
     let mut config = Config::new(data_dir);
     config.max_payload_size = settings.max_payload_size;
     config.message_ttl = Duration::from_secs(settings.message_ttl);
@@ -75,7 +88,8 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     // brings its own working directory.
     if stdio {
         if let Ok(value) = std::env::var("BRAINSTORM_CLIENT_ID") {
-            config.client_id_override = Some(check_client_id_override(&value).map_err(anyhow::Error::msg)?);
+            config.client_id_override =
+                Some(check_client_id_override(&value).map_err(anyhow::Error::msg)?);
         }
     }
     Ok(config)

@@ -23,7 +23,11 @@ pub fn parse<T: DeserializeOwned>(arguments: Map<String, Value>) -> ServiceResul
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
-        let argument = if path == "." { quoted_name(&inner).unwrap_or_default() } else { path };
+        let argument = if path == "." {
+            quoted_name(&inner).unwrap_or_default()
+        } else {
+            path
+        };
         let message = describe(&argument, &inner);
         ServiceError::invalid_parameter(&argument, message)
     })
@@ -34,7 +38,9 @@ fn describe(argument: &str, serde_message: &str) -> String {
     if serde_message.starts_with("missing field") {
         format!("missing required argument {argument:?}")
     } else if serde_message.starts_with("unknown field") {
-        let expected = serde_message.split_once(", expected").map_or("", |(_, rest)| rest);
+        let expected = serde_message
+            .split_once(", expected")
+            .map_or("", |(_, rest)| rest);
         format!("unknown argument {argument:?}; the accepted arguments are{expected}")
     } else {
         format!("invalid argument {argument:?}: {serde_message}")
@@ -49,7 +55,10 @@ fn quoted_name(message: &str) -> Option<String> {
 }
 
 /// Removes and returns an optional string argument.
-pub fn take_string(arguments: &mut Map<String, Value>, name: &str) -> ServiceResult<Option<String>> {
+pub fn take_string(
+    arguments: &mut Map<String, Value>,
+    name: &str,
+) -> ServiceResult<Option<String>> {
     match arguments.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
@@ -92,7 +101,11 @@ mod tests {
     fn missing_argument_is_named() {
         let err = parse::<Example>(object(json!({}))).unwrap_err();
         assert_eq!(err.details["argument"], "name");
-        assert!(err.message.contains("missing required argument"), "{}", err.message);
+        assert!(
+            err.message.contains("missing required argument"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

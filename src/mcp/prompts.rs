@@ -14,16 +14,81 @@ struct Spec {
 }
 
 const PROMPTS: &[Spec] = &[
-    Spec { name: "create", description: "Create a project and become its coordinator", arguments: &[("project_id", "Id of the new project", false), ("agent_name", "Your agent name", false)] },
-    Spec { name: "join", description: "Join an existing project", arguments: &[("project_id", "Project to join", false), ("agent_name", "Name to join under", false)] },
-    Spec { name: "broadcast", description: "Send a message to every other member of a project", arguments: &[("project_id", "Project to broadcast in", true), ("agent_name", "Your agent name", true)] },
-    Spec { name: "review", description: "Review your unread messages and answer them", arguments: &[("project_id", "Project of your inbox", true), ("agent_name", "Your agent name", true)] },
-    Spec { name: "share", description: "Share a resource with the project, using etags for updates", arguments: &[("project_id", "Project to share in", true), ("agent_name", "Your agent name", true)] },
-    Spec { name: "discuss", description: "Discuss a topic with the other members", arguments: &[("project_id", "Project of the discussion", true), ("agent_name", "Your agent name", true), ("topic", "What to discuss", false)] },
-    Spec { name: "list", description: "List the projects on this server", arguments: &[] },
-    Spec { name: "status", description: "Show your projects, roles and unread messages", arguments: &[] },
-    Spec { name: "leave", description: "Leave a project", arguments: &[("project_id", "Project to leave", true), ("agent_name", "Your agent name", true)] },
-    Spec { name: "archive", description: "Archive a project you created", arguments: &[("project_id", "Project to archive", true), ("agent_name", "Your agent name (the creator)", true)] },
+    Spec {
+        name: "create",
+        description: "Create a project and become its coordinator",
+        arguments: &[
+            ("project_id", "Id of the new project", false),
+            ("agent_name", "Your agent name", false),
+        ],
+    },
+    Spec {
+        name: "join",
+        description: "Join an existing project",
+        arguments: &[
+            ("project_id", "Project to join", false),
+            ("agent_name", "Name to join under", false),
+        ],
+    },
+    Spec {
+        name: "broadcast",
+        description: "Send a message to every other member of a project",
+        arguments: &[
+            ("project_id", "Project to broadcast in", true),
+            ("agent_name", "Your agent name", true),
+        ],
+    },
+    Spec {
+        name: "review",
+        description: "Review your unread messages and answer them",
+        arguments: &[
+            ("project_id", "Project of your inbox", true),
+            ("agent_name", "Your agent name", true),
+        ],
+    },
+    Spec {
+        name: "share",
+        description: "Share a resource with the project, using etags for updates",
+        arguments: &[
+            ("project_id", "Project to share in", true),
+            ("agent_name", "Your agent name", true),
+        ],
+    },
+    Spec {
+        name: "discuss",
+        description: "Discuss a topic with the other members",
+        arguments: &[
+            ("project_id", "Project of the discussion", true),
+            ("agent_name", "Your agent name", true),
+            ("topic", "What to discuss", false),
+        ],
+    },
+    Spec {
+        name: "list",
+        description: "List the projects on this server",
+        arguments: &[],
+    },
+    Spec {
+        name: "status",
+        description: "Show your projects, roles and unread messages",
+        arguments: &[],
+    },
+    Spec {
+        name: "leave",
+        description: "Leave a project",
+        arguments: &[
+            ("project_id", "Project to leave", true),
+            ("agent_name", "Your agent name", true),
+        ],
+    },
+    Spec {
+        name: "archive",
+        description: "Archive a project you created",
+        arguments: &[
+            ("project_id", "Project to archive", true),
+            ("agent_name", "Your agent name (the creator)", true),
+        ],
+    },
 ];
 
 /// Returns every prompt with its arguments.
@@ -35,7 +100,9 @@ pub fn list() -> Vec<Prompt> {
                 .arguments
                 .iter()
                 .map(|(name, description, required)| {
-                    PromptArgument::new(*name).with_description(*description).with_required(*required)
+                    PromptArgument::new(*name)
+                        .with_description(*description)
+                        .with_required(*required)
                 })
                 .collect();
             Prompt::new(spec.name, Some(spec.description), Some(arguments))
@@ -43,11 +110,24 @@ pub fn list() -> Vec<Prompt> {
         .collect()
 }
 
-fn argument<'a>(arguments: &'a Map<String, Value>, spec: &Spec, name: &str) -> ServiceResult<Option<&'a str>> {
-    let value = arguments.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
-    let required = spec.arguments.iter().any(|(arg, _, required)| *arg == name && *required);
+fn argument<'a>(
+    arguments: &'a Map<String, Value>,
+    spec: &Spec,
+    name: &str,
+) -> ServiceResult<Option<&'a str>> {
+    let value = arguments
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty());
+    let required = spec
+        .arguments
+        .iter()
+        .any(|(arg, _, required)| *arg == name && *required);
     if value.is_none() && required {
-        return Err(ServiceError::invalid_parameter(name, format!("prompt {:?} needs the argument {name:?}", spec.name)));
+        return Err(ServiceError::invalid_parameter(
+            name,
+            format!("prompt {:?} needs the argument {name:?}", spec.name),
+        ));
     }
     Ok(value)
 }
@@ -66,10 +146,20 @@ pub fn render(
     let spec = PROMPTS
         .iter()
         .find(|spec| spec.name == name)
-        .ok_or_else(|| ServiceError::invalid_parameter("name", format!("prompt {name:?} not found; prompts/list shows the prompts")))?;
+        .ok_or_else(|| {
+            ServiceError::invalid_parameter(
+                "name",
+                format!("prompt {name:?} not found; prompts/list shows the prompts"),
+            )
+        })?;
     let project = argument(arguments, spec, "project_id")?;
     let agent = argument(arguments, spec, "agent_name")?.unwrap_or("<your-agent-name>");
-    let projects = || service.list_projects(&ListProjectsRequest { offset: None, limit: Some(50) });
+    let projects = || {
+        service.list_projects(&ListProjectsRequest {
+            offset: None,
+            limit: Some(50),
+        })
+    };
     let text = match name {
         "create" => format!(
             "Create a brainstorm project.\n1. status {{working_directory}} to start your session.\n\
@@ -145,5 +235,8 @@ pub fn render(
         ),
         _ => unreachable!("every listed prompt is rendered"),
     };
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).with_description(spec.description))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(spec.description),
+    )
 }

@@ -21,7 +21,11 @@ pub fn tool_result(tool: &str, outcome: Result<Value, ServiceError>) -> CallTool
 /// internal detail reaches the client.
 pub fn error_body(tool: &str, err: ServiceError) -> Value {
     if err.code == ErrorCode::InternalError {
-        error!(tool, cause = err.internal.as_deref().unwrap_or("unknown"), "tool failed");
+        error!(
+            tool,
+            cause = err.internal.as_deref().unwrap_or("unknown"),
+            "tool failed"
+        );
     } else {
         info!(tool, code = %err.code, error = %err.message, "tool call rejected");
     }

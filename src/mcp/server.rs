@@ -10,9 +10,9 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
 use super::args::{parse, take_string};
+use super::prompts;
 use super::result::tool_result;
 use super::tools::{self, Acts};
-use super::prompts;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::service::{Identity, Service, WaitControl};
 
@@ -33,7 +33,10 @@ pub struct BrainstormServer {
 impl BrainstormServer {
     /// Creates a handler with no session yet.
     pub fn new(service: Service) -> Self {
-        BrainstormServer { service, session: Arc::new(Mutex::new(None)) }
+        BrainstormServer {
+            service,
+            session: Arc::new(Mutex::new(None)),
+        }
     }
 
     fn client_id_override(&self) -> Option<&str> {
@@ -45,7 +48,10 @@ impl BrainstormServer {
         if let Some(path) = take_string(arguments, "working_directory")? {
             return Identity::resolve(&path, self.client_id_override());
         }
-        let session = self.session.lock().unwrap_or_else(|poison| poison.into_inner());
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         session.clone().ok_or_else(|| {
             ServiceError::new(
                 ErrorCode::SessionNotInitialized,
@@ -62,7 +68,10 @@ impl BrainstormServer {
             move |service| service.status(&identity)
         });
         let result = result.await?;
-        let mut session = self.session.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if session.as_ref() != Some(&identity) {
             info!(client_id = %identity.client_id, working_directory = %identity.working_directory, "session started");
         }
@@ -105,12 +114,24 @@ impl BrainstormServer {
                 let identity = identity.expect("join_project acts as an agent");
                 blocking!(|s, request| s.join_project(&identity, &request))
             }
-            "get_project_info" => service.project_info_wait(parse(arguments)?, &wait_control(context)).await,
+            "get_project_info" => {
+                service
+                    .project_info_wait(parse(arguments)?, &wait_control(context))
+                    .await
+            }
             "list_projects" => blocking!(|s, request| s.list_projects(&request)),
             "send_message" => blocking!(|s, request| s.send_message(&request)),
-            "receive_messages" => service.receive_messages(parse(arguments)?, &wait_control(context)).await,
+            "receive_messages" => {
+                service
+                    .receive_messages(parse(arguments)?, &wait_control(context))
+                    .await
+            }
             "store_resource" => blocking!(|s, request| s.store_resource(&request)),
-            "get_resource" => service.get_resource(parse(arguments)?, &wait_control(context)).await,
+            "get_resource" => {
+                service
+                    .get_resource(parse(arguments)?, &wait_control(context))
+                    .await
+            }
             "list_resources" => blocking!(|s, request| s.list_resources(&request)),
             "delete_resource" => blocking!(|s, request| s.delete_resource(&request)),
             "heartbeat" => blocking!(|s, request| s.heartbeat(&request)),
@@ -118,7 +139,9 @@ impl BrainstormServer {
             "delete_project" => blocking!(|s, request| s.delete_project(&request)),
             "leave_project" => blocking!(|s, request| s.leave_project(&request)),
             "archive_project" => blocking!(|s, request| s.archive_project(&request)),
-            _ => Err(ServiceError::internal(format!("tool {name} is listed but has no handler"))),
+            _ => Err(ServiceError::internal(format!(
+                "tool {name} is listed but has no handler"
+            ))),
         }
     }
 }
@@ -140,14 +163,25 @@ fn wait_control(context: &RequestContext<RoleServer>) -> WaitControl {
         });
         report
     });
-    WaitControl { cancel: context.ct.clone(), progress }
+    WaitControl {
+        cancel: context.ct.clone(),
+        progress,
+    }
 }
 
 impl ServerHandler for BrainstormServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().build())
-            .with_server_info(Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -165,7 +199,10 @@ impl ServerHandler for BrainstormServer {
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
         if tools::acts(&name).is_none() {
-            return Err(McpError::invalid_params(format!("tool {name:?} not found; tools/list shows the tools"), None));
+            return Err(McpError::invalid_params(
+                format!("tool {name:?} not found; tools/list shows the tools"),
+                None,
+            ));
         }
         debug!(tool = %name, "tool called");
         let arguments = request.arguments.unwrap_or_default();
@@ -187,7 +224,11 @@ impl ServerHandler for BrainstormServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let arguments = request.arguments.unwrap_or_default();
-        let session = self.session.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
         let service = self.service.clone();
         let name = request.name.clone();
         let rendered = service
@@ -197,9 +238,15 @@ impl ServerHandler for BrainstormServer {
             Ok(result) => Ok(result.into()),
             Err(err) if err.code == ErrorCode::InternalError => {
                 tracing::error!(prompt = %request.name, cause = err.internal.as_deref().unwrap_or("unknown"), "prompt failed");
-                Err(McpError::internal_error("internal error; the server log has the cause", None))
+                Err(McpError::internal_error(
+                    "internal error; the server log has the cause",
+                    None,
+                ))
             }
-            Err(err) => Err(McpError::invalid_params(err.message, Some(json!({"code": err.code.as_str(), "details": err.details})))),
+            Err(err) => Err(McpError::invalid_params(
+                err.message,
+                Some(json!({"code": err.code.as_str(), "details": err.details})),
+            )),
         }
     }
 }

@@ -56,23 +56,129 @@ fn entries() -> Vec<Entry> {
         schema,
     };
     vec![
-        entry("status", "Start a session: call this first with the absolute path of your working folder. Returns this client's projects with your role, unread message count and online state. Counting unread messages consumes none.", Anonymously, false, schema::<StatusRequest>),
-        entry("version", "Return the server's name, version and description.", Anonymously, true, empty_schema),
-        entry("create_project", "Create a project. With created_by, that agent joins at once and becomes the coordinator and the only agent that may archive or delete the project. Fails with PROJECT_EXISTS when the id is taken.", AsAgent, false, schema::<CreateProjectRequest>),
-        entry("join_project", "Join a project under an agent name and get your agent_id and role (coordinator or contributor). Rejoining from the same working folder reclaims the name. Errors: PROJECT_NOT_FOUND, AGENT_NAME_TAKEN (another client holds the name, compared without letter case), CLIENT_ALREADY_MEMBER (you joined under another name).", AsAgent, false, schema::<JoinProjectRequest>),
-        entry("get_project_info", "Describe a project: its fields, members and coordinator. With wait: true, block until the project exists or timeout_seconds pass (then timeout: true and retry: true).", Anonymously, true, schema::<ProjectInfoRequest>),
-        entry("list_projects", "List projects in id order with count and pagination {offset, limit, returned}.", Anonymously, true, schema::<ListProjectsRequest>),
-        entry("send_message", "Send a message to one member (to_agent) or to every other member (broadcast: true); give exactly one. reply_expected (true or false) is required. Payload types handoff (contributors only), handoff_accepted and handoff_rejected (coordinator only) coordinate work; handoff and handoff_rejected need reply_expected: true. Returns message_id.", AsAgent, false, schema::<SendMessageRequest>),
-        entry("receive_messages", "Return your unread messages oldest first and mark them read. With wait: true, block until a message arrives or timeout_seconds pass (then timeout: true and retry: true: call again). Messages older than their ttl are dropped.", AsAgent, false, schema::<ReceiveMessagesRequest>),
-        entry("store_resource", &format!("Create or update a shared resource. Creating needs no etag (if_none_match: \"*\" makes it create-only). Updating needs the etag from your last read; etag \"*\" overwrites blindly. The new etag is returned, so you can chain updates. {ETAG_LOOP} Errors: ETAG_MISMATCH, ETAG_REQUIRED, RESOURCE_EXISTS, WRITE_PERMISSION_DENIED, RESOURCE_TOO_LARGE, INVALID_JSON, JSON_TOO_DEEP."), AsAgent, false, schema::<StoreResourceRequest>),
-        entry("get_resource", &format!("Read a resource: {{manifest, content, etag}} from one consistent state. With wait: true, block until the resource exists. {ETAG_LOOP}"), AsAgent, true, schema::<GetResourceRequest>),
-        entry("list_resources", "List the manifests of the resources you may read, with count and pagination.", AsAgent, true, schema::<ListResourcesRequest>),
-        entry("delete_resource", "Delete a resource. Only its creator may (DELETE_PERMISSION_DENIED).", AsAgent, false, schema::<DeleteResourceRequest>),
-        entry("heartbeat", "Mark yourself online (or offline with online: false) and update last_seen.", AsAgent, false, schema::<HeartbeatRequest>),
-        entry("handover_coordinator", "Make another member the coordinator. Only the current coordinator may (NOT_COORDINATOR); the target must be a member (TO_AGENT_NOT_FOUND).", AsAgent, false, schema::<HandoverRequest>),
-        entry("delete_project", "Delete a project with its members, messages and resources. Only its creator may (NO_CREATOR_DEFINED, DELETE_PERMISSION_DENIED).", AsAgent, false, schema::<ProjectAgentRequest>),
-        entry("leave_project", "Leave a project: your unread messages are archived and your name is freed. Returns the archived count.", AsAgent, false, schema::<ProjectAgentRequest>),
-        entry("archive_project", "Mark a project archived; it stays readable. Only its creator may (NO_CREATOR_DEFINED, ARCHIVE_PERMISSION_DENIED).", AsAgent, false, schema::<ArchiveProjectRequest>),
+        entry(
+            "status",
+            "Start a session: call this first with the absolute path of your working folder. Returns this client's projects with your role, unread message count and online state. Counting unread messages consumes none.",
+            Anonymously,
+            false,
+            schema::<StatusRequest>,
+        ),
+        entry(
+            "version",
+            "Return the server's name, version and description.",
+            Anonymously,
+            true,
+            empty_schema,
+        ),
+        entry(
+            "create_project",
+            "Create a project. With created_by, that agent joins at once and becomes the coordinator and the only agent that may archive or delete the project. Fails with PROJECT_EXISTS when the id is taken.",
+            AsAgent,
+            false,
+            schema::<CreateProjectRequest>,
+        ),
+        entry(
+            "join_project",
+            "Join a project under an agent name and get your agent_id and role (coordinator or contributor). Rejoining from the same working folder reclaims the name. Errors: PROJECT_NOT_FOUND, AGENT_NAME_TAKEN (another client holds the name, compared without letter case), CLIENT_ALREADY_MEMBER (you joined under another name).",
+            AsAgent,
+            false,
+            schema::<JoinProjectRequest>,
+        ),
+        entry(
+            "get_project_info",
+            "Describe a project: its fields, members and coordinator. With wait: true, block until the project exists or timeout_seconds pass (then timeout: true and retry: true).",
+            Anonymously,
+            true,
+            schema::<ProjectInfoRequest>,
+        ),
+        entry(
+            "list_projects",
+            "List projects in id order with count and pagination {offset, limit, returned}.",
+            Anonymously,
+            true,
+            schema::<ListProjectsRequest>,
+        ),
+        entry(
+            "send_message",
+            "Send a message to one member (to_agent) or to every other member (broadcast: true); give exactly one. reply_expected (true or false) is required. Payload types handoff (contributors only), handoff_accepted and handoff_rejected (coordinator only) coordinate work; handoff and handoff_rejected need reply_expected: true. Returns message_id.",
+            AsAgent,
+            false,
+            schema::<SendMessageRequest>,
+        ),
+        entry(
+            "receive_messages",
+            "Return your unread messages oldest first and mark them read. With wait: true, block until a message arrives or timeout_seconds pass (then timeout: true and retry: true: call again). Messages older than their ttl are dropped.",
+            AsAgent,
+            false,
+            schema::<ReceiveMessagesRequest>,
+        ),
+        entry(
+            "store_resource",
+            &format!(
+                "Create or update a shared resource. Creating needs no etag (if_none_match: \"*\" makes it create-only). Updating needs the etag from your last read; etag \"*\" overwrites blindly. The new etag is returned, so you can chain updates. {ETAG_LOOP} Errors: ETAG_MISMATCH, ETAG_REQUIRED, RESOURCE_EXISTS, WRITE_PERMISSION_DENIED, RESOURCE_TOO_LARGE, INVALID_JSON, JSON_TOO_DEEP."
+            ),
+            AsAgent,
+            false,
+            schema::<StoreResourceRequest>,
+        ),
+        entry(
+            "get_resource",
+            &format!(
+                "Read a resource: {{manifest, content, etag}} from one consistent state. With wait: true, block until the resource exists. {ETAG_LOOP}"
+            ),
+            AsAgent,
+            true,
+            schema::<GetResourceRequest>,
+        ),
+        entry(
+            "list_resources",
+            "List the manifests of the resources you may read, with count and pagination.",
+            AsAgent,
+            true,
+            schema::<ListResourcesRequest>,
+        ),
+        entry(
+            "delete_resource",
+            "Delete a resource. Only its creator may (DELETE_PERMISSION_DENIED).",
+            AsAgent,
+            false,
+            schema::<DeleteResourceRequest>,
+        ),
+        entry(
+            "heartbeat",
+            "Mark yourself online (or offline with online: false) and update last_seen.",
+            AsAgent,
+            false,
+            schema::<HeartbeatRequest>,
+        ),
+        entry(
+            "handover_coordinator",
+            "Make another member the coordinator. Only the current coordinator may (NOT_COORDINATOR); the target must be a member (TO_AGENT_NOT_FOUND).",
+            AsAgent,
+            false,
+            schema::<HandoverRequest>,
+        ),
+        entry(
+            "delete_project",
+            "Delete a project with its members, messages and resources. Only its creator may (NO_CREATOR_DEFINED, DELETE_PERMISSION_DENIED).",
+            AsAgent,
+            false,
+            schema::<ProjectAgentRequest>,
+        ),
+        entry(
+            "leave_project",
+            "Leave a project: your unread messages are archived and your name is freed. Returns the archived count.",
+            AsAgent,
+            false,
+            schema::<ProjectAgentRequest>,
+        ),
+        entry(
+            "archive_project",
+            "Mark a project archived; it stays readable. Only its creator may (NO_CREATOR_DEFINED, ARCHIVE_PERMISSION_DENIED).",
+            AsAgent,
+            false,
+            schema::<ArchiveProjectRequest>,
+        ),
     ]
 }
 
@@ -99,7 +205,10 @@ fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
     CATALOGUE.get_or_init(|| {
         let entries = entries();
-        let acts = entries.iter().map(|entry| (entry.name, entry.acts)).collect();
+        let acts = entries
+            .iter()
+            .map(|entry| (entry.name, entry.acts))
+            .collect();
         let tools = entries
             .into_iter()
             .map(|entry| {
@@ -108,7 +217,8 @@ fn catalogue() -> &'static Catalogue {
                     schema = with_working_directory(schema);
                 }
                 let annotations = ToolAnnotations::new().read_only(entry.read_only);
-                Tool::new(entry.name, entry.description, Arc::new(schema)).with_annotations(annotations)
+                Tool::new(entry.name, entry.description, Arc::new(schema))
+                    .with_annotations(annotations)
             })
             .collect();
         Catalogue { tools, acts }
@@ -122,5 +232,9 @@ pub fn list() -> Vec<Tool> {
 
 /// Returns how the named tool acts, or `None` when there is no such tool.
 pub fn acts(name: &str) -> Option<Acts> {
-    catalogue().acts.iter().find(|(tool, _)| *tool == name).map(|(_, acts)| *acts)
+    catalogue()
+        .acts
+        .iter()
+        .find(|(tool, _)| *tool == name)
+        .map(|(_, acts)| *acts)
 }

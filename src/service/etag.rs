@@ -11,7 +11,12 @@ pub fn new_etag() -> String {
         .as_nanos();
     hasher.update(nanos.to_le_bytes());
     hasher.update(uuid::Uuid::new_v4().as_bytes());
-    hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -20,7 +25,10 @@ mod tests {
     fn etag_is_sixteen_hex_digits() {
         let etag = super::new_etag();
         assert_eq!(etag.len(), 16);
-        assert!(etag.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            etag.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(etag, super::new_etag());
     }
 }

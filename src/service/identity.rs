@@ -23,13 +23,19 @@ impl Identity {
     /// Builds the identity of a working directory, or of `client_id_override` when given.
     ///
     /// Fails with `INVALID_WORKING_DIRECTORY` unless the path is absolute and normalized.
-    pub fn resolve(working_directory: &str, client_id_override: Option<&str>) -> ServiceResult<Self> {
+    pub fn resolve(
+        working_directory: &str,
+        client_id_override: Option<&str>,
+    ) -> ServiceResult<Self> {
         check_working_directory(working_directory)?;
         let client_id = match client_id_override {
             Some(id) => id.to_owned(),
             None => client_id_for_path(working_directory),
         };
-        Ok(Identity { client_id, working_directory: working_directory.to_owned() })
+        Ok(Identity {
+            client_id,
+            working_directory: working_directory.to_owned(),
+        })
     }
 }
 
@@ -55,7 +61,10 @@ pub fn check_working_directory(path: &str) -> ServiceResult<()> {
         return Ok(());
     }
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    if trimmed[1..].split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+    if trimmed[1..]
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
         return invalid("is not normalized");
     }
     Ok(())
@@ -64,8 +73,19 @@ pub fn check_working_directory(path: &str) -> ServiceResult<()> {
 /// Derives a client id from a path: the first 32 hex digits of its SHA-256, as a UUID.
 pub fn client_id_for_path(path: &str) -> String {
     let digest = Sha256::digest(path.as_bytes());
-    let hex: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    let hex: String = digest
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// Checks a `BRAINSTORM_CLIENT_ID` value and returns it trimmed.

@@ -22,7 +22,10 @@ pub struct WaitControl {
 impl WaitControl {
     /// Creates a control with no cancellation and no progress reports.
     pub fn none() -> Self {
-        WaitControl { cancel: CancellationToken::new(), progress: None }
+        WaitControl {
+            cancel: CancellationToken::new(),
+            progress: None,
+        }
     }
 }
 

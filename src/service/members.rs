@@ -38,15 +38,26 @@ impl Service {
         let now = now_ms();
         let projects = self.write(|tx| {
             let client = match tx.client(&identity.client_id)? {
-                Some(client) => ClientRecord { last_seen_ms: now, ..client },
-                None => ClientRecord { client_id: identity.client_id.clone(), created_at_ms: now, last_seen_ms: now },
+                Some(client) => ClientRecord {
+                    last_seen_ms: now,
+                    ..client
+                },
+                None => ClientRecord {
+                    client_id: identity.client_id.clone(),
+                    created_at_ms: now,
+                    last_seen_ms: now,
+                },
             };
             tx.put_client(&client)?;
             let mut projects = Vec::new();
             for membership in tx.memberships(&identity.client_id)? {
-                let Some(project) = tx.project(&membership.project_id)? else { continue };
+                let Some(project) = tx.project(&membership.project_id)? else {
+                    continue;
+                };
                 let member = tx.member(&membership.project_id, &membership.agent_name)?;
-                let unread = tx.inbox(&membership.project_id, &membership.agent_name, now)?.len();
+                let unread = tx
+                    .inbox(&membership.project_id, &membership.agent_name, now)?
+                    .len();
                 projects.push(json!({
                     "project_id": project.project_id,
                     "project_name": project.name,
@@ -60,7 +71,10 @@ impl Service {
             }
             Ok(projects)
         })?;
-        let unread: u64 = projects.iter().filter_map(|p| p["unread_count"].as_u64()).sum();
+        let unread: u64 = projects
+            .iter()
+            .filter_map(|p| p["unread_count"].as_u64())
+            .sum();
         let summary = format!(
             "client {} is a member of {} project(s) with {} unread message(s)",
             identity.client_id,
@@ -76,7 +90,11 @@ impl Service {
     }
 
     /// Joins a project, or reclaims the name when the same client joined under it before.
-    pub fn join_project(&self, identity: &Identity, request: &JoinProjectRequest) -> ServiceResult<Value> {
+    pub fn join_project(
+        &self,
+        identity: &Identity,
+        request: &JoinProjectRequest,
+    ) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
         check_tags(request)?;
@@ -114,8 +132,10 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
         let archived = self.write(|tx| {
-            let (project, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let unread: Vec<u64> = tx.inbox(&project.project_id, &member.agent_name, i64::MIN)?
+            let (project, member) =
+                project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let unread: Vec<u64> = tx
+                .inbox(&project.project_id, &member.agent_name, i64::MIN)?
                 .into_iter()
                 .map(|(seq, _)| seq)
                 .collect();
@@ -164,7 +184,10 @@ fn check_tags(request: &JoinProjectRequest) -> ServiceResult<()> {
     if capabilities.len() > MAX_CAPABILITIES {
         return Err(ServiceError::invalid_parameter(
             "capabilities",
-            format!("capabilities lists {} entries; the maximum is {MAX_CAPABILITIES}", capabilities.len()),
+            format!(
+                "capabilities lists {} entries; the maximum is {MAX_CAPABILITIES}",
+                capabilities.len()
+            ),
         ));
     }
     if labels.is_some_and(|labels| labels.len() > MAX_LABELS) {
@@ -173,9 +196,11 @@ fn check_tags(request: &JoinProjectRequest) -> ServiceResult<()> {
             format!("labels has more than {MAX_LABELS} entries"),
         ));
     }
-    let texts = capabilities
-        .iter()
-        .chain(labels.into_iter().flat_map(|labels| labels.iter().flat_map(|(k, v)| [k, v])));
+    let texts = capabilities.iter().chain(
+        labels
+            .into_iter()
+            .flat_map(|labels| labels.iter().flat_map(|(k, v)| [k, v])),
+    );
     for text in texts {
         if text.chars().count() > MAX_TAG_LENGTH {
             return Err(ServiceError::invalid_parameter(

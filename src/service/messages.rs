@@ -46,18 +46,35 @@ impl Handoff {
 ///
 /// Only a contributor sends `handoff`; only the coordinator answers with `handoff_accepted`
 /// or `handoff_rejected`. `handoff` and `handoff_rejected` need `reply_expected: true`.
-fn check_handoff(project: &ProjectRecord, sender: &str, payload: &Value, reply_expected: bool) -> ServiceResult<()> {
-    let Some(kind) = Handoff::of(payload) else { return Ok(()) };
-    let is_coordinator = project.coordinator.as_deref().is_some_and(|c| same_agent(c, sender));
+fn check_handoff(
+    project: &ProjectRecord,
+    sender: &str,
+    payload: &Value,
+    reply_expected: bool,
+) -> ServiceResult<()> {
+    let Some(kind) = Handoff::of(payload) else {
+        return Ok(());
+    };
+    let is_coordinator = project
+        .coordinator
+        .as_deref()
+        .is_some_and(|c| same_agent(c, sender));
     let allowed = match kind {
         Handoff::Request => !is_coordinator,
         Handoff::Accepted | Handoff::Rejected => is_coordinator,
     };
     if !allowed {
-        let who = if kind == Handoff::Request { "a contributor" } else { "the coordinator" };
+        let who = if kind == Handoff::Request {
+            "a contributor"
+        } else {
+            "the coordinator"
+        };
         return Err(ServiceError::new(
             ErrorCode::HandoffAuthorityError,
-            format!("only {who} may send a {} message; agent {sender:?} may not", kind.name()),
+            format!(
+                "only {who} may send a {} message; agent {sender:?} may not",
+                kind.name()
+            ),
         )
         .with("type", kind.name())
         .with("coordinator", project.coordinator.clone()));
@@ -80,7 +97,9 @@ fn reply_expected(value: &Option<Value>) -> ServiceResult<bool> {
             ErrorCode::ReplyExpectedRequired,
             format!(
                 "reply_expected must be true or false, got {}; say whether the recipient should answer",
-                other.as_ref().map_or("nothing".to_owned(), Value::to_string)
+                other
+                    .as_ref()
+                    .map_or("nothing".to_owned(), Value::to_string)
             ),
         )),
     }
@@ -142,7 +161,10 @@ impl Service {
             payload_json,
             created_at_ms: now_ms(),
             ttl_secs: self.config.message_ttl.as_secs(),
-            priority: metadata.as_ref().and_then(|m| m.priority).map(|p| p.as_str().to_owned()),
+            priority: metadata
+                .as_ref()
+                .and_then(|m| m.priority)
+                .map(|p| p.as_str().to_owned()),
             trace_id: metadata.and_then(|m| m.trace_id),
         };
 
@@ -154,11 +176,21 @@ impl Service {
                 project_id,
                 &request.from_agent,
             )?;
-            check_handoff(&project, &sender.agent_name, &request.payload, reply_expected)?;
+            check_handoff(
+                &project,
+                &sender.agent_name,
+                &request.payload,
+                reply_expected,
+            )?;
             message.from_agent = sender.agent_name.clone();
             let recipients: Vec<String> = match target {
                 Target::Direct(to) => {
-                    let recipient = require_member(tx.member(project_id, to)?, ErrorCode::RecipientNotFound, project_id, to)?;
+                    let recipient = require_member(
+                        tx.member(project_id, to)?,
+                        ErrorCode::RecipientNotFound,
+                        project_id,
+                        to,
+                    )?;
                     message.to_agent = Some(recipient.agent_name.clone());
                     vec![recipient.agent_name]
                 }
@@ -207,7 +239,9 @@ impl Service {
         if taken.is_empty() {
             return Ok(None);
         }
-        Ok(Some(render_inbox(taken.into_iter().map(|(_, message)| message).collect())))
+        Ok(Some(render_inbox(
+            taken.into_iter().map(|(_, message)| message).collect(),
+        )))
     }
 
     /// Returns whether the agent has unread messages past `offset`, without consuming any.
@@ -215,7 +249,10 @@ impl Service {
         let (offset, _) = page(request.offset, request.limit);
         self.read(|tx| {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            Ok(tx.inbox(&request.project_id, &member.agent_name, now_ms())?.len() > offset)
+            Ok(tx
+                .inbox(&request.project_id, &member.agent_name, now_ms())?
+                .len()
+                > offset)
         })
     }
 
@@ -233,7 +270,9 @@ impl Service {
         let request = std::sync::Arc::new(request);
         if request.wait != Some(true) {
             let request = request.clone();
-            let taken = self.blocking(move |service| service.take_messages(&request)).await?;
+            let taken = self
+                .blocking(move |service| service.take_messages(&request))
+                .await?;
             return Ok(taken.unwrap_or_else(|| render_inbox(Vec::new())));
         }
         let timeout = self.wait_timeout(request.timeout_seconds);
@@ -256,7 +295,10 @@ impl Service {
             WaitOutcome::TimedOut { waited } => {
                 let mut result = render_inbox(Vec::new());
                 result.as_object_mut().expect("inbox is an object").extend(
-                    views::timed_out(waited.as_millis()).as_object().expect("timeout is an object").clone(),
+                    views::timed_out(waited.as_millis())
+                        .as_object()
+                        .expect("timeout is an object")
+                        .clone(),
                 );
                 result
             }
@@ -307,7 +349,9 @@ fn handoff_guidance(kind: Handoff, from: &str) -> String {
             "{from} hands work to you as coordinator: review it, then send_message to {from} with \
              payload type handoff_accepted, or handoff_rejected with reply_expected: true and your reasons"
         ),
-        Handoff::Accepted => format!("the coordinator {from} accepted your handoff; the work is done"),
+        Handoff::Accepted => {
+            format!("the coordinator {from} accepted your handoff; the work is done")
+        }
         Handoff::Rejected => format!(
             "the coordinator {from} rejected your handoff: read the reasons, fix the work, and send a new handoff"
         ),

@@ -10,8 +10,8 @@ pub mod etag;
 pub mod identity;
 mod longpoll;
 mod members;
-mod overview;
 mod messages;
+mod overview;
 mod projects;
 pub mod requests;
 mod resources;
@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::{MemberRecord, ProjectRecord};
-use crate::storage::{ReadTxn, Store, StorageError, WriteTxn};
+use crate::storage::{ReadTxn, StorageError, Store, WriteTxn};
 
 pub use identity::Identity;
 pub use longpoll::{Progress, WaitControl};
@@ -50,7 +50,11 @@ impl Service {
     /// Creates the service on an open database.
     pub fn with_store(store: Arc<Store>, config: Config) -> Service {
         let waiters = Waiters::new(config.max_waiters);
-        Service { store, config: Arc::new(config), waiters }
+        Service {
+            store,
+            config: Arc::new(config),
+            waiters,
+        }
     }
 
     /// Returns the settings.
@@ -94,7 +98,10 @@ impl Service {
 }
 
 /// Returns the project or fails with `PROJECT_NOT_FOUND`.
-fn require_project(project: Option<ProjectRecord>, project_id: &str) -> ServiceResult<ProjectRecord> {
+fn require_project(
+    project: Option<ProjectRecord>,
+    project_id: &str,
+) -> ServiceResult<ProjectRecord> {
     project.ok_or_else(|| {
         ServiceError::new(
             ErrorCode::ProjectNotFound,
@@ -143,14 +150,22 @@ fn project_and_member(
 /// Lookups shared by read and write transactions.
 trait MemberLookup {
     fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError>;
-    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError>;
+    fn lookup_member(
+        &self,
+        project_id: &str,
+        agent: &str,
+    ) -> Result<Option<MemberRecord>, StorageError>;
 }
 
 impl MemberLookup for ReadTxn {
     fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError> {
         self.project(project_id)
     }
-    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError> {
+    fn lookup_member(
+        &self,
+        project_id: &str,
+        agent: &str,
+    ) -> Result<Option<MemberRecord>, StorageError> {
         self.member(project_id, agent)
     }
 }
@@ -159,7 +174,11 @@ impl MemberLookup for WriteTxn {
     fn lookup_project(&self, project_id: &str) -> Result<Option<ProjectRecord>, StorageError> {
         self.project(project_id)
     }
-    fn lookup_member(&self, project_id: &str, agent: &str) -> Result<Option<MemberRecord>, StorageError> {
+    fn lookup_member(
+        &self,
+        project_id: &str,
+        agent: &str,
+    ) -> Result<Option<MemberRecord>, StorageError> {
         self.member(project_id, agent)
     }
 }

@@ -9,13 +9,22 @@ use crate::time::now_ms;
 
 impl Service {
     /// Returns up to `limit` unread messages of an agent without marking them read.
-    pub fn peek_messages(&self, project_id: &str, agent_name: &str, limit: usize) -> ServiceResult<Value> {
+    pub fn peek_messages(
+        &self,
+        project_id: &str,
+        agent_name: &str,
+        limit: usize,
+    ) -> ServiceResult<Value> {
         check_id("project_id", project_id)?;
         check_id("agent_name", agent_name)?;
         self.read(|tx| {
             let (_, member) = project_and_member(tx, project_id, agent_name)?;
             let inbox = tx.inbox(project_id, &member.agent_name, now_ms())?;
-            let shown: Vec<Value> = inbox.iter().take(limit).map(|(_, message)| views::message(message)).collect();
+            let shown: Vec<Value> = inbox
+                .iter()
+                .take(limit)
+                .map(|(_, message)| views::message(message))
+                .collect();
             Ok(json!({"unread_count": inbox.len(), "messages": shown}))
         })
     }
@@ -25,7 +34,9 @@ impl Service {
         self.read(|tx| {
             let mut projects = Vec::new();
             for membership in tx.memberships(&identity.client_id)? {
-                let unread = tx.inbox(&membership.project_id, &membership.agent_name, now_ms())?.len();
+                let unread = tx
+                    .inbox(&membership.project_id, &membership.agent_name, now_ms())?
+                    .len();
                 projects.push(json!({
                     "project_id": membership.project_id,
                     "project_name": membership.project_name,

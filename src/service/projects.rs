@@ -19,7 +19,11 @@ use crate::time::now_ms;
 impl Service {
     /// Creates a project; with `created_by`, joins that agent as coordinator in the same
     /// transaction. Fails with `PROJECT_EXISTS` when the id is taken.
-    pub fn create_project(&self, identity: &Identity, request: CreateProjectRequest) -> ServiceResult<Value> {
+    pub fn create_project(
+        &self,
+        identity: &Identity,
+        request: CreateProjectRequest,
+    ) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         if let Some(creator) = &request.created_by {
             check_id("created_by", creator)?;
@@ -60,7 +64,9 @@ impl Service {
             }
             tx.put_project(&project)?;
             match &project.created_by {
-                Some(creator) => members::claim(tx, identity, &project, creator, None, None, now).map(Some),
+                Some(creator) => {
+                    members::claim(tx, identity, &project, creator, None, None, now).map(Some)
+                }
                 None => Ok(None),
             }
         })?;
@@ -98,7 +104,9 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         if request.wait != Some(true) {
             let project_id = request.project_id;
-            return self.blocking(move |service| service.project_info(&project_id)).await;
+            return self
+                .blocking(move |service| service.project_info(&project_id))
+                .await;
         }
         let timeout = self.wait_timeout(request.timeout_seconds);
         let key = WaitKey::project(&request.project_id);
@@ -179,8 +187,14 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
         let project = self.write(|tx| {
-            let (mut project, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            check_creator(&project, &member.agent_name, ErrorCode::ArchivePermissionDenied, "archive")?;
+            let (mut project, member) =
+                project_and_member(tx, &request.project_id, &request.agent_name)?;
+            check_creator(
+                &project,
+                &member.agent_name,
+                ErrorCode::ArchivePermissionDenied,
+                "archive",
+            )?;
             project.archived = true;
             project.archived_at_ms = Some(now_ms());
             project.archived_by = Some(member.agent_name.clone());
@@ -199,8 +213,14 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
         self.write(|tx| {
-            let (project, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            check_creator(&project, &member.agent_name, ErrorCode::DeletePermissionDenied, "delete")?;
+            let (project, member) =
+                project_and_member(tx, &request.project_id, &request.agent_name)?;
+            check_creator(
+                &project,
+                &member.agent_name,
+                ErrorCode::DeletePermissionDenied,
+                "delete",
+            )?;
             tx.delete_project(&project.project_id)?;
             Ok(())
         })?;
@@ -211,7 +231,12 @@ impl Service {
 }
 
 /// Checks that `agent_name` created the project; `verb` names the refused action.
-fn check_creator(project: &ProjectRecord, agent_name: &str, denied: ErrorCode, verb: &str) -> ServiceResult<()> {
+fn check_creator(
+    project: &ProjectRecord,
+    agent_name: &str,
+    denied: ErrorCode,
+    verb: &str,
+) -> ServiceResult<()> {
     let Some(creator) = &project.created_by else {
         return Err(ServiceError::new(
             ErrorCode::NoCreatorDefined,
@@ -225,7 +250,10 @@ fn check_creator(project: &ProjectRecord, agent_name: &str, denied: ErrorCode, v
     if !same_agent(creator, agent_name) {
         return Err(ServiceError::new(
             denied,
-            format!("only the creator {creator:?} may {verb} project {:?}", project.project_id),
+            format!(
+                "only the creator {creator:?} may {verb} project {:?}",
+                project.project_id
+            ),
         )
         .with("project_id", project.project_id.as_str())
         .with("agent_name", agent_name));

@@ -20,7 +20,8 @@ const ANY: &str = "*";
 
 /// Returns whether `list` grants access to `agent` (by name or through "*").
 fn listed(list: &[String], agent: &str) -> bool {
-    list.iter().any(|entry| entry == ANY || same_agent(entry, agent))
+    list.iter()
+        .any(|entry| entry == ANY || same_agent(entry, agent))
 }
 
 fn can_read(manifest: &ManifestRecord, agent: &str) -> bool {
@@ -59,7 +60,10 @@ fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
     if list.len() > MAX_ENTRIES {
         return Err(ServiceError::invalid_parameter(
             argument,
-            format!("{argument} lists {} agents; the maximum is {MAX_ENTRIES}", list.len()),
+            format!(
+                "{argument} lists {} agents; the maximum is {MAX_ENTRIES}",
+                list.len()
+            ),
         ));
     }
     for entry in list.iter().filter(|entry| entry.as_str() != ANY) {
@@ -70,8 +74,13 @@ fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
 
 /// Permissions of a new resource: readable by all and writable by its creator unless given.
 /// The creator is always added to the write list.
-fn initial_permissions(requested: Option<&Permissions>, creator: &str) -> (Vec<String>, Vec<String>) {
-    let read = requested.and_then(|p| p.read.clone()).unwrap_or_else(|| vec![ANY.to_owned()]);
+fn initial_permissions(
+    requested: Option<&Permissions>,
+    creator: &str,
+) -> (Vec<String>, Vec<String>) {
+    let read = requested
+        .and_then(|p| p.read.clone())
+        .unwrap_or_else(|| vec![ANY.to_owned()]);
     let mut write = requested.and_then(|p| p.write.clone()).unwrap_or_default();
     if !listed(&write, creator) {
         write.push(creator.to_owned());
@@ -99,7 +108,10 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
     if text.len() > max_bytes {
         return Err(ServiceError::new(
             ErrorCode::ResourceTooLarge,
-            format!("content is {} bytes; the maximum is {max_bytes} bytes", text.len()),
+            format!(
+                "content is {} bytes; the maximum is {max_bytes} bytes",
+                text.len()
+            ),
         )
         .with("size_bytes", text.len())
         .with("max_bytes", max_bytes));
@@ -141,8 +153,14 @@ impl Service {
         check_id("resource_id", &request.resource_id)?;
         check_id("agent_name", &request.agent_name)?;
         if let Some(permissions) = &request.permissions {
-            check_access_list("permissions.read", permissions.read.as_deref().unwrap_or_default())?;
-            check_access_list("permissions.write", permissions.write.as_deref().unwrap_or_default())?;
+            check_access_list(
+                "permissions.read",
+                permissions.read.as_deref().unwrap_or_default(),
+            )?;
+            check_access_list(
+                "permissions.write",
+                permissions.write.as_deref().unwrap_or_default(),
+            )?;
         }
         if let Some(condition) = request.if_none_match.as_deref().filter(|c| *c != ANY) {
             return Err(ServiceError::invalid_parameter(
@@ -165,37 +183,61 @@ impl Service {
             let existing = tx.manifest(&request.project_id, &request.resource_id)?;
             let now = now_ms();
             match existing {
-                Some(existing) => update(tx, request, &member, existing, content, metadata_json, now)
-                    .map(|(manifest, ignored)| (manifest, false, ignored)),
-                None => create(tx, request, &member, content, metadata_json, now).map(|m| (m, true, false)),
+                Some(existing) => {
+                    update(tx, request, &member, existing, content, metadata_json, now)
+                        .map(|(manifest, ignored)| (manifest, false, ignored))
+                }
+                None => create(tx, request, &member, content, metadata_json, now)
+                    .map(|m| (m, true, false)),
             }
         })?;
 
         debug!(project_id = %manifest.project_id, resource_id = %manifest.resource_id, etag = %manifest.etag, created, "resource stored");
-        self.waiters.notify(&WaitKey::resource(&manifest.project_id, &manifest.resource_id));
+        self.waiters.notify(&WaitKey::resource(
+            &manifest.project_id,
+            &manifest.resource_id,
+        ));
         let mut result = json!({"manifest": views::manifest(&manifest), "etag": manifest.etag, "created": created});
         if permissions_ignored {
-            result["permissions_ignored"] = json!("only the creator may change permissions; the existing ones were kept");
+            result["permissions_ignored"] =
+                json!("only the creator may change permissions; the existing ones were kept");
         }
         Ok(result)
     }
 
-    fn read_resource(&self, tx: &ReadTxn, request: &GetResourceRequest) -> ServiceResult<Option<Value>> {
+    fn read_resource(
+        &self,
+        tx: &ReadTxn,
+        request: &GetResourceRequest,
+    ) -> ServiceResult<Option<Value>> {
         let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
         let Some(manifest) = tx.manifest(&request.project_id, &request.resource_id)? else {
             return Ok(None);
         };
         if !can_read(&manifest, &member.agent_name) {
-            return Err(denied(ErrorCode::ReadPermissionDenied, "read", &member.agent_name, &manifest));
+            return Err(denied(
+                ErrorCode::ReadPermissionDenied,
+                "read",
+                &member.agent_name,
+                &manifest,
+            ));
         }
-        let bytes = tx.content(&request.project_id, &request.resource_id)?.unwrap_or_default();
+        let bytes = tx
+            .content(&request.project_id, &request.resource_id)?
+            .unwrap_or_default();
         let content = String::from_utf8_lossy(&bytes).into_owned();
-        Ok(Some(json!({"manifest": views::manifest(&manifest), "content": content, "etag": manifest.etag})))
+        Ok(Some(
+            json!({"manifest": views::manifest(&manifest), "content": content, "etag": manifest.etag}),
+        ))
     }
 
     /// Reads a resource's manifest and content from one snapshot, so the etag belongs to the
     /// content. With `wait`, blocks until the resource exists.
-    pub async fn get_resource(&self, request: GetResourceRequest, control: &WaitControl) -> ServiceResult<Value> {
+    pub async fn get_resource(
+        &self,
+        request: GetResourceRequest,
+        control: &WaitControl,
+    ) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("resource_id", &request.resource_id)?;
         check_id("agent_name", &request.agent_name)?;
@@ -210,8 +252,9 @@ impl Service {
         }
         let timeout = self.wait_timeout(request.timeout_seconds);
         let key = WaitKey::resource(&request.project_id, &request.resource_id);
-        let outcome: WaitOutcome<Value> =
-            self.wait_until(key, timeout, control, || read(request.clone())).await?;
+        let outcome: WaitOutcome<Value> = self
+            .wait_until(key, timeout, control, || read(request.clone()))
+            .await?;
         Ok(finish_wait(outcome))
     }
 
@@ -228,7 +271,14 @@ impl Service {
                 .filter(|manifest| can_read(manifest, &member.agent_name))
                 .collect();
             let total = readable.len();
-            Ok((readable.into_iter().skip(offset).take(limit).collect::<Vec<_>>(), total))
+            Ok((
+                readable
+                    .into_iter()
+                    .skip(offset)
+                    .take(limit)
+                    .collect::<Vec<_>>(),
+                total,
+            ))
         })?;
         Ok(json!({
             "resources": readable.iter().map(views::manifest).collect::<Vec<_>>(),
@@ -248,14 +298,24 @@ impl Service {
                 .manifest(&request.project_id, &request.resource_id)?
                 .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
             if !same_agent(&manifest.creator, &member.agent_name) {
-                return Err(denied(ErrorCode::DeletePermissionDenied, "delete (only its creator may)", &member.agent_name, &manifest));
+                return Err(denied(
+                    ErrorCode::DeletePermissionDenied,
+                    "delete (only its creator may)",
+                    &member.agent_name,
+                    &manifest,
+                ));
             }
             tx.delete_resource(&request.project_id, &request.resource_id)?;
             Ok(())
         })?;
         info!(project_id = %request.project_id, resource_id = %request.resource_id, agent = %request.agent_name, "resource deleted");
-        self.waiters.notify(&WaitKey::resource(&request.project_id, &request.resource_id));
-        Ok(json!({"deleted": true, "project_id": request.project_id, "resource_id": request.resource_id}))
+        self.waiters.notify(&WaitKey::resource(
+            &request.project_id,
+            &request.resource_id,
+        ));
+        Ok(
+            json!({"deleted": true, "project_id": request.project_id, "resource_id": request.resource_id}),
+        )
     }
 }
 
@@ -267,7 +327,11 @@ fn create(
     metadata_json: Option<String>,
     now: i64,
 ) -> ServiceResult<ManifestRecord> {
-    if let Some(etag) = request.etag.as_deref().filter(|etag| !etag.is_empty() && *etag != ANY) {
+    if let Some(etag) = request
+        .etag
+        .as_deref()
+        .filter(|etag| !etag.is_empty() && *etag != ANY)
+    {
         return Err(ServiceError::new(
             ErrorCode::EtagMismatch,
             format!(
@@ -314,12 +378,20 @@ fn update(
     if request.if_none_match.is_some() {
         return Err(ServiceError::new(
             ErrorCode::ResourceExists,
-            format!("resource {:?} already exists and if_none_match is \"*\"", existing.resource_id),
+            format!(
+                "resource {:?} already exists and if_none_match is \"*\"",
+                existing.resource_id
+            ),
         )
         .with("resource_id", existing.resource_id.as_str()));
     }
     if !can_write(&existing, &member.agent_name) {
-        return Err(denied(ErrorCode::WritePermissionDenied, "write", &member.agent_name, &existing));
+        return Err(denied(
+            ErrorCode::WritePermissionDenied,
+            "write",
+            &member.agent_name,
+            &existing,
+        ));
     }
     check_etag(&existing, request.etag.as_deref())?;
 
@@ -331,7 +403,8 @@ fn update(
     let content = match content {
         Some(content) => content,
         None => String::from_utf8_lossy(
-            &tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default(),
+            &tx.content(&existing.project_id, &existing.resource_id)?
+                .unwrap_or_default(),
         )
         .into_owned(),
     };

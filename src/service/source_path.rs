@@ -13,33 +13,60 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 /// UTF-8 text.
 pub fn read_source(source_path: &str, max_bytes: usize) -> ServiceResult<String> {
     let error = |code: ErrorCode, reason: String| {
-        Err(ServiceError::new(code, format!("source_path {source_path:?} {reason}"))
-            .with("source_path", source_path))
+        Err(
+            ServiceError::new(code, format!("source_path {source_path:?} {reason}"))
+                .with("source_path", source_path),
+        )
     };
     let path = Path::new(source_path);
     if !path.is_absolute() || source_path.contains('~') || source_path.contains('\0') {
-        return error(ErrorCode::UnsafePath, "must be an absolute path without '~'".into());
+        return error(
+            ErrorCode::UnsafePath,
+            "must be an absolute path without '~'".into(),
+        );
     }
-    if path.components().any(|part| matches!(part, Component::ParentDir)) {
+    if path
+        .components()
+        .any(|part| matches!(part, Component::ParentDir))
+    {
         return error(ErrorCode::UnsafePath, "must not contain '..'".into());
     }
     let Some(home) = home_dir() else {
-        return error(ErrorCode::PathOutsideHome, "cannot be checked: HOME is not set".into());
+        return error(
+            ErrorCode::PathOutsideHome,
+            "cannot be checked: HOME is not set".into(),
+        );
     };
     let home = std::fs::canonicalize(&home).unwrap_or(home);
     if !path.starts_with(&home) {
-        return error(ErrorCode::PathOutsideHome, format!("is outside the home folder {}", home.display()));
+        return error(
+            ErrorCode::PathOutsideHome,
+            format!("is outside the home folder {}", home.display()),
+        );
     }
     let resolved = match std::fs::canonicalize(path) {
         Ok(resolved) => resolved,
-        Err(err) => return error(ErrorCode::FileNotAccessible, format!("cannot be read: {err}")),
+        Err(err) => {
+            return error(
+                ErrorCode::FileNotAccessible,
+                format!("cannot be read: {err}"),
+            );
+        }
     };
     if !resolved.starts_with(&home) {
-        return error(ErrorCode::PathOutsideHome, "links to a file outside the home folder".into());
+        return error(
+            ErrorCode::PathOutsideHome,
+            "links to a file outside the home folder".into(),
+        );
     }
     let metadata = match std::fs::metadata(&resolved) {
         Ok(metadata) => metadata,
-        Err(err) => return error(ErrorCode::FileNotAccessible, format!("cannot be read: {err}")),
+        Err(err) => {
+            return error(
+                ErrorCode::FileNotAccessible,
+                format!("cannot be read: {err}"),
+            );
+        }
     };
     if !metadata.is_file() {
         return error(ErrorCode::NotAFile, "is not a regular file".into());
@@ -47,7 +74,10 @@ pub fn read_source(source_path: &str, max_bytes: usize) -> ServiceResult<String>
     if metadata.len() > max_bytes as u64 {
         return Err(ServiceError::new(
             ErrorCode::FileTooLarge,
-            format!("source_path {source_path:?} is {} bytes; the maximum is {max_bytes} bytes", metadata.len()),
+            format!(
+                "source_path {source_path:?} is {} bytes; the maximum is {max_bytes} bytes",
+                metadata.len()
+            ),
         )
         .with("size_bytes", metadata.len())
         .with("max_bytes", max_bytes));
@@ -58,10 +88,18 @@ pub fn read_source(source_path: &str, max_bytes: usize) -> ServiceResult<String>
     // notice.
     match opened.and_then(|file| file.take(max_bytes as u64 + 1).read_to_end(&mut bytes)) {
         Ok(_) if bytes.len() > max_bytes => {
-            return error(ErrorCode::FileTooLarge, format!("grew past {max_bytes} bytes while being read"));
+            return error(
+                ErrorCode::FileTooLarge,
+                format!("grew past {max_bytes} bytes while being read"),
+            );
         }
         Ok(_) => {}
-        Err(err) => return error(ErrorCode::FileNotAccessible, format!("cannot be read: {err}")),
+        Err(err) => {
+            return error(
+                ErrorCode::FileNotAccessible,
+                format!("cannot be read: {err}"),
+            );
+        }
     }
     String::from_utf8(bytes).or_else(|_| {
         Err(ServiceError::invalid_parameter(

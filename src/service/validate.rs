@@ -24,7 +24,10 @@ pub fn check_id(argument: &str, value: &str) -> ServiceResult<()> {
         .with("argument", argument)
         .with("length", value.chars().count()));
     }
-    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
         return Err(ServiceError::new(
             ErrorCode::InvalidIdFormat,
             format!(
@@ -136,9 +139,18 @@ mod tests {
     #[test]
     fn ids_accept_the_allowed_alphabet() {
         assert!(check_id("project_id", "Alpha_9-z").is_ok());
-        assert_eq!(check_id("project_id", "a.b").unwrap_err().code, ErrorCode::InvalidIdFormat);
-        assert_eq!(check_id("project_id", "").unwrap_err().code, ErrorCode::InvalidIdLength);
+        assert_eq!(
+            check_id("project_id", "a.b").unwrap_err().code,
+            ErrorCode::InvalidIdFormat
+        );
+        assert_eq!(
+            check_id("project_id", "").unwrap_err().code,
+            ErrorCode::InvalidIdLength
+        );
         let long = "x".repeat(257);
-        assert_eq!(check_id("project_id", &long).unwrap_err().code, ErrorCode::InvalidIdLength);
+        assert_eq!(
+            check_id("project_id", &long).unwrap_err().code,
+            ErrorCode::InvalidIdLength
+        );
     }
 }

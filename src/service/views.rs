@@ -7,7 +7,9 @@ use crate::storage::schema::CURRENT_VERSION;
 use crate::time::format_ms;
 
 fn parse_json(text: &Option<String>) -> Value {
-    text.as_deref().and_then(|text| serde_json::from_str(text).ok()).unwrap_or(Value::Null)
+    text.as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
 }
 
 fn insert_some(object: &mut Map<String, Value>, key: &str, value: Option<Value>) {
@@ -21,15 +23,46 @@ pub fn project(record: &ProjectRecord) -> Value {
     let mut object = Map::new();
     object.insert("project_id".into(), json!(record.project_id));
     object.insert("name".into(), json!(record.name));
-    insert_some(&mut object, "description", record.description.clone().map(Value::from));
-    insert_some(&mut object, "context", record.context_json.as_ref().map(|_| parse_json(&record.context_json)));
+    insert_some(
+        &mut object,
+        "description",
+        record.description.clone().map(Value::from),
+    );
+    insert_some(
+        &mut object,
+        "context",
+        record
+            .context_json
+            .as_ref()
+            .map(|_| parse_json(&record.context_json)),
+    );
     object.insert("created_at".into(), json!(format_ms(record.created_at_ms)));
-    insert_some(&mut object, "created_by", record.created_by.clone().map(Value::from));
-    insert_some(&mut object, "coordinator_agent", record.coordinator.clone().map(Value::from));
+    insert_some(
+        &mut object,
+        "created_by",
+        record.created_by.clone().map(Value::from),
+    );
+    insert_some(
+        &mut object,
+        "coordinator_agent",
+        record.coordinator.clone().map(Value::from),
+    );
     object.insert("archived".into(), json!(record.archived));
-    insert_some(&mut object, "archived_at", record.archived_at_ms.map(|ms| json!(format_ms(ms))));
-    insert_some(&mut object, "archived_by", record.archived_by.clone().map(Value::from));
-    insert_some(&mut object, "archive_reason", record.archive_reason.clone().map(Value::from));
+    insert_some(
+        &mut object,
+        "archived_at",
+        record.archived_at_ms.map(|ms| json!(format_ms(ms))),
+    );
+    insert_some(
+        &mut object,
+        "archived_by",
+        record.archived_by.clone().map(Value::from),
+    );
+    insert_some(
+        &mut object,
+        "archive_reason",
+        record.archive_reason.clone().map(Value::from),
+    );
     object.insert("schema_version".into(), json!(CURRENT_VERSION));
     Value::Object(object)
 }
@@ -55,16 +88,31 @@ pub fn message(record: &MessageRecord) -> Value {
     object.insert("message_id".into(), json!(record.message_id));
     object.insert("project_id".into(), json!(record.project_id));
     object.insert("from_agent".into(), json!(record.from_agent));
-    insert_some(&mut object, "to_agent", record.to_agent.clone().map(Value::from));
+    insert_some(
+        &mut object,
+        "to_agent",
+        record.to_agent.clone().map(Value::from),
+    );
     object.insert("broadcast".into(), json!(record.broadcast));
     object.insert("reply_expected".into(), json!(record.reply_expected));
-    object.insert("payload".into(), parse_json(&Some(record.payload_json.clone())));
+    object.insert(
+        "payload".into(),
+        parse_json(&Some(record.payload_json.clone())),
+    );
     object.insert("created_at".into(), json!(format_ms(record.created_at_ms)));
     object.insert("ttl".into(), json!(record.ttl_secs));
     if record.priority.is_some() || record.trace_id.is_some() {
         let mut metadata = Map::new();
-        insert_some(&mut metadata, "priority", record.priority.clone().map(Value::from));
-        insert_some(&mut metadata, "trace_id", record.trace_id.clone().map(Value::from));
+        insert_some(
+            &mut metadata,
+            "priority",
+            record.priority.clone().map(Value::from),
+        );
+        insert_some(
+            &mut metadata,
+            "trace_id",
+            record.trace_id.clone().map(Value::from),
+        );
         object.insert("metadata".into(), Value::Object(metadata));
     }
     Value::Object(object)
@@ -76,15 +124,37 @@ pub fn manifest(record: &ManifestRecord) -> Value {
     object.insert("resource_id".into(), json!(record.resource_id));
     object.insert("project_id".into(), json!(record.project_id));
     object.insert("name".into(), json!(record.name));
-    insert_some(&mut object, "description", record.description.clone().map(Value::from));
+    insert_some(
+        &mut object,
+        "description",
+        record.description.clone().map(Value::from),
+    );
     object.insert("created_at".into(), json!(format_ms(record.created_at_ms)));
     object.insert("updated_at".into(), json!(format_ms(record.updated_at_ms)));
     object.insert("etag".into(), json!(record.etag));
-    insert_some(&mut object, "mime_type", record.mime_type.clone().map(Value::from));
+    insert_some(
+        &mut object,
+        "mime_type",
+        record.mime_type.clone().map(Value::from),
+    );
     object.insert("size_bytes".into(), json!(record.size_bytes));
-    insert_some(&mut object, "source_path", record.source_path.clone().map(Value::from));
-    object.insert("permissions".into(), json!({"read": record.read, "write": record.write}));
-    insert_some(&mut object, "metadata", record.metadata_json.as_ref().map(|_| parse_json(&record.metadata_json)));
+    insert_some(
+        &mut object,
+        "source_path",
+        record.source_path.clone().map(Value::from),
+    );
+    object.insert(
+        "permissions".into(),
+        json!({"read": record.read, "write": record.write}),
+    );
+    insert_some(
+        &mut object,
+        "metadata",
+        record
+            .metadata_json
+            .as_ref()
+            .map(|_| parse_json(&record.metadata_json)),
+    );
     Value::Object(object)
 }
 

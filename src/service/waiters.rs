@@ -18,7 +18,10 @@ pub enum WaitKey {
     /// A message in an agent's inbox.
     Inbox { project_id: String, agent: String },
     /// A change to a resource.
-    Resource { project_id: String, resource_id: String },
+    Resource {
+        project_id: String,
+        resource_id: String,
+    },
     /// A change to a project, including its creation.
     Project { project_id: String },
 }
@@ -26,17 +29,25 @@ pub enum WaitKey {
 impl WaitKey {
     /// Returns the key of an agent's inbox; agent names match in any case.
     pub fn inbox(project_id: &str, agent_name: &str) -> Self {
-        WaitKey::Inbox { project_id: project_id.to_owned(), agent: agent_key(agent_name) }
+        WaitKey::Inbox {
+            project_id: project_id.to_owned(),
+            agent: agent_key(agent_name),
+        }
     }
 
     /// Returns the key of a resource.
     pub fn resource(project_id: &str, resource_id: &str) -> Self {
-        WaitKey::Resource { project_id: project_id.to_owned(), resource_id: resource_id.to_owned() }
+        WaitKey::Resource {
+            project_id: project_id.to_owned(),
+            resource_id: resource_id.to_owned(),
+        }
     }
 
     /// Returns the key of a project.
     pub fn project(project_id: &str) -> Self {
-        WaitKey::Project { project_id: project_id.to_owned() }
+        WaitKey::Project {
+            project_id: project_id.to_owned(),
+        }
     }
 }
 
@@ -54,15 +65,22 @@ pub struct Waiters {
 impl Waiters {
     /// Creates a registry that allows `max_per_key` concurrent waits on one key.
     pub fn new(max_per_key: usize) -> Arc<Self> {
-        Arc::new(Waiters { slots: Mutex::new(HashMap::new()), max_per_key })
+        Arc::new(Waiters {
+            slots: Mutex::new(HashMap::new()),
+            max_per_key,
+        })
     }
 
     /// Registers a wait on `key`; fails with `TOO_MANY_WAITERS` when the key is at its cap.
     pub fn register(self: &Arc<Self>, key: WaitKey) -> ServiceResult<Ticket> {
-        let mut slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
-        let slot = slots
-            .entry(key.clone())
-            .or_insert_with(|| Slot { sender: watch::Sender::new(0), waiting: 0 });
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+            sender: watch::Sender::new(0),
+            waiting: 0,
+        });
         if slot.waiting >= self.max_per_key {
             return Err(ServiceError::new(
                 ErrorCode::TooManyWaiters,
@@ -76,25 +94,39 @@ impl Waiters {
         }
         slot.waiting += 1;
         let receiver = slot.sender.subscribe();
-        Ok(Ticket { waiters: Arc::clone(self), key, receiver })
+        Ok(Ticket {
+            waiters: Arc::clone(self),
+            key,
+            receiver,
+        })
     }
 
     /// Wakes every waiter registered on `key`.
     pub fn notify(&self, key: &WaitKey) {
-        let slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        let slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(slot) = slots.get(key) {
-            slot.sender.send_modify(|version| *version = version.wrapping_add(1));
+            slot.sender
+                .send_modify(|version| *version = version.wrapping_add(1));
         }
     }
 
     /// Returns the number of waits registered on `key`.
     pub fn waiting(&self, key: &WaitKey) -> usize {
-        let slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        let slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         slots.get(key).map_or(0, |slot| slot.waiting)
     }
 
     fn release(&self, key: &WaitKey) {
-        let mut slots = self.slots.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(slot) = slots.get_mut(key) {
             slot.waiting -= 1;
             if slot.waiting == 0 {

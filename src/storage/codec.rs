@@ -24,7 +24,9 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StorageError> {
 
 /// Decodes a record of `table` written by [`encode`].
 pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
-    let (&version, body) = bytes.split_first().ok_or(StorageError::EmptyRecord { table })?;
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or(StorageError::EmptyRecord { table })?;
     if version != FORMAT_VERSION {
         return Err(StorageError::UnknownFormat { table, version });
     }

@@ -6,12 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot create data folder {path}: {source}")]
-    CreateFolder { path: PathBuf, source: std::io::Error },
+    CreateFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "cannot open database {path}: {source}; if another brainstorm process uses this data \
          folder, stop it or pass a different --data-dir"
     )]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error(
         "database schema version {found} is newer than this binary supports ({supported}); \
          upgrade brainstorm to open it"
@@ -22,7 +28,10 @@ pub enum StorageError {
     #[error("record in table {table} is empty")]
     EmptyRecord { table: &'static str },
     #[error("cannot decode record in table {table}: {source}")]
-    Decode { table: &'static str, source: bincode::error::DecodeError },
+    Decode {
+        table: &'static str,
+        source: bincode::error::DecodeError,
+    },
     #[error("cannot encode record: {0}")]
     Encode(#[from] bincode::error::EncodeError),
     #[error("database error: {0}")]

@@ -32,14 +32,21 @@ impl Store {
     /// and with [`StorageError::Open`] when another process holds the file.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| StorageError::CreateFolder { path: parent.into(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateFolder {
+                path: parent.into(),
+                source,
+            })?;
         }
-        let db = Database::create(path)
-            .map_err(|source| StorageError::Open { path: path.into(), source })?;
+        let db = Database::create(path).map_err(|source| StorageError::Open {
+            path: path.into(),
+            source,
+        })?;
         let outcome = schema::migrate(&db)?;
         info!(path = %path.display(), from = outcome.from, to = outcome.to, "database opened");
-        Ok(Store { db, path: path.into() })
+        Ok(Store {
+            db,
+            path: path.into(),
+        })
     }
 
     /// Returns the path of the database file.
@@ -64,7 +71,8 @@ impl Store {
         E: From<StorageError>,
     {
         let mut tx = self.db.begin_write().map_err(StorageError::from)?;
-        tx.set_durability(Durability::Immediate).map_err(StorageError::from)?;
+        tx.set_durability(Durability::Immediate)
+            .map_err(StorageError::from)?;
         let txn = WriteTxn::new(tx);
         let value = work(&txn)?;
         txn.commit()?;

@@ -30,7 +30,10 @@ pub fn migrate(db: &Database) -> Result<Migration, StorageError> {
     let tx = db.begin_write()?;
     let from = read_version(&tx)?;
     if from > CURRENT_VERSION {
-        return Err(StorageError::SchemaTooNew { found: from, supported: CURRENT_VERSION });
+        return Err(StorageError::SchemaTooNew {
+            found: from,
+            supported: CURRENT_VERSION,
+        });
     }
     create_tables(&tx)?;
     if from == 1 {
@@ -38,7 +41,10 @@ pub fn migrate(db: &Database) -> Result<Migration, StorageError> {
     }
     write_version(&tx, CURRENT_VERSION)?;
     tx.commit()?;
-    Ok(Migration { from, to: CURRENT_VERSION })
+    Ok(Migration {
+        from,
+        to: CURRENT_VERSION,
+    })
 }
 
 /// Returns the stored schema version, or 0 when none is stored.
@@ -102,8 +108,10 @@ fn upgrade_1_to_2(tx: &WriteTransaction) -> Result<(), StorageError> {
             dropped += 1;
             if let Some(client_id) = &member.client_id {
                 let link = (client_id.as_str(), member.project_id.as_str());
-                let held: Option<MembershipRecord> =
-                    memberships.get(link)?.map(|v| decode("memberships", v.value())).transpose()?;
+                let held: Option<MembershipRecord> = memberships
+                    .get(link)?
+                    .map(|v| decode("memberships", v.value()))
+                    .transpose()?;
                 if held.is_some_and(|held| held.agent_name == member.agent_name) {
                     memberships.remove(link)?;
                 }
@@ -111,7 +119,10 @@ fn upgrade_1_to_2(tx: &WriteTransaction) -> Result<(), StorageError> {
         }
     }
     let moved = rekey_messages(tx, INBOX)? + rekey_messages(tx, ARCHIVE)?;
-    info!(members = members.len(), dropped, moved, "upgraded schema 1 to 2");
+    info!(
+        members = members.len(),
+        dropped, moved, "upgraded schema 1 to 2"
+    );
     Ok(())
 }
 
@@ -125,13 +136,21 @@ fn rekey_messages(
         for entry in table.iter()? {
             let (key, value) = entry?;
             let (project_id, agent, seq) = key.value();
-            rows.push((project_id.to_owned(), agent_key(agent), seq, value.value().to_vec()));
+            rows.push((
+                project_id.to_owned(),
+                agent_key(agent),
+                seq,
+                value.value().to_vec(),
+            ));
         }
     }
     tx.delete_table(definition)?;
     let mut table = tx.open_table(definition)?;
     for (project_id, agent, seq, bytes) in &rows {
-        table.insert((project_id.as_str(), agent.as_str(), *seq), bytes.as_slice())?;
+        table.insert(
+            (project_id.as_str(), agent.as_str(), *seq),
+            bytes.as_slice(),
+        )?;
     }
     Ok(rows.len())
 }

@@ -22,8 +22,7 @@ pub const CONTENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new(
 /// `client_id` to client.
 pub const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
 /// (`client_id`, `project_id`) to membership.
-pub const MEMBERSHIPS: TableDefinition<(&str, &str), &[u8]> =
-    TableDefinition::new("memberships");
+pub const MEMBERSHIPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("memberships");
 
 /// Key in [`META`] holding the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";

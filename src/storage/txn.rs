@@ -38,7 +38,11 @@ macro_rules! read_accessors {
             }
 
             /// Returns a page of projects in id order, and the total number of projects.
-            pub fn projects(&self, offset: usize, limit: usize) -> Result<(Vec<ProjectRecord>, u64)> {
+            pub fn projects(
+                &self,
+                offset: usize,
+                limit: usize,
+            ) -> Result<(Vec<ProjectRecord>, u64)> {
                 let table = self.0.open_table(PROJECTS)?;
                 let total = table.len()?;
                 let mut page = Vec::new();
@@ -50,7 +54,11 @@ macro_rules! read_accessors {
             }
 
             /// Returns the member `agent_name` of a project, matching the name in any case.
-            pub fn member(&self, project_id: &str, agent_name: &str) -> Result<Option<MemberRecord>> {
+            pub fn member(
+                &self,
+                project_id: &str,
+                agent_name: &str,
+            ) -> Result<Option<MemberRecord>> {
                 let table = self.0.open_table(MEMBERS)?;
                 let value = table.get((project_id, agent_key(agent_name).as_str()))?;
                 value.map(|v| decode("members", v.value())).transpose()
@@ -71,10 +79,16 @@ macro_rules! read_accessors {
             }
 
             /// Returns the unexpired unread messages of an agent, oldest first.
-            pub fn inbox(&self, project_id: &str, agent_name: &str, now_ms: i64) -> Result<Vec<(u64, MessageRecord)>> {
+            pub fn inbox(
+                &self,
+                project_id: &str,
+                agent_name: &str,
+                now_ms: i64,
+            ) -> Result<Vec<(u64, MessageRecord)>> {
                 let table = self.0.open_table(INBOX)?;
                 let agent = agent_key(agent_name);
-                let range = (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
+                let range =
+                    (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
                 let mut messages = Vec::new();
                 for entry in table.range(range)? {
                     let (key, value) = entry?;
@@ -87,7 +101,11 @@ macro_rules! read_accessors {
             }
 
             /// Returns the manifest of a resource.
-            pub fn manifest(&self, project_id: &str, resource_id: &str) -> Result<Option<ManifestRecord>> {
+            pub fn manifest(
+                &self,
+                project_id: &str,
+                resource_id: &str,
+            ) -> Result<Option<ManifestRecord>> {
                 let table = self.0.open_table(MANIFESTS)?;
                 let value = table.get((project_id, resource_id))?;
                 value.map(|v| decode("manifests", v.value())).transpose()
@@ -122,7 +140,11 @@ macro_rules! read_accessors {
             }
 
             /// Returns the membership of a client in a project.
-            pub fn membership(&self, client_id: &str, project_id: &str) -> Result<Option<MembershipRecord>> {
+            pub fn membership(
+                &self,
+                client_id: &str,
+                project_id: &str,
+            ) -> Result<Option<MembershipRecord>> {
                 let table = self.0.open_table(MEMBERSHIPS)?;
                 let value = table.get((client_id, project_id))?;
                 value.map(|v| decode("memberships", v.value())).transpose()
@@ -158,7 +180,10 @@ fn encode_content(content: &[u8]) -> Vec<u8> {
 fn decode_content(bytes: &[u8]) -> Result<Vec<u8>> {
     match bytes.split_first() {
         Some((&FORMAT_VERSION, body)) => Ok(body.to_vec()),
-        Some((&version, _)) => Err(StorageError::UnknownFormat { table: "contents", version }),
+        Some((&version, _)) => Err(StorageError::UnknownFormat {
+            table: "contents",
+            version,
+        }),
         None => Err(StorageError::EmptyRecord { table: "contents" }),
     }
 }
@@ -184,7 +209,10 @@ impl WriteTxn {
     pub fn put_member(&self, member: &MemberRecord) -> Result<()> {
         let mut table = self.0.open_table(MEMBERS)?;
         let key = agent_key(&member.agent_name);
-        table.insert((member.project_id.as_str(), key.as_str()), encode(member)?.as_slice())?;
+        table.insert(
+            (member.project_id.as_str(), key.as_str()),
+            encode(member)?.as_slice(),
+        )?;
         Ok(())
     }
 
@@ -200,7 +228,10 @@ impl WriteTxn {
         let seq = self.next_seq()?;
         let mut table = self.0.open_table(INBOX)?;
         let agent = agent_key(recipient);
-        table.insert((message.project_id.as_str(), agent.as_str(), seq), encode(message)?.as_slice())?;
+        table.insert(
+            (message.project_id.as_str(), agent.as_str(), seq),
+            encode(message)?.as_slice(),
+        )?;
         Ok(seq)
     }
 
@@ -255,15 +286,23 @@ impl WriteTxn {
     /// Inserts or replaces a manifest and the content it describes.
     pub fn put_resource(&self, manifest: &ManifestRecord, content: &[u8]) -> Result<()> {
         let key = (manifest.project_id.as_str(), manifest.resource_id.as_str());
-        self.0.open_table(MANIFESTS)?.insert(key, encode(manifest)?.as_slice())?;
-        self.0.open_table(CONTENTS)?.insert(key, encode_content(content).as_slice())?;
+        self.0
+            .open_table(MANIFESTS)?
+            .insert(key, encode(manifest)?.as_slice())?;
+        self.0
+            .open_table(CONTENTS)?
+            .insert(key, encode_content(content).as_slice())?;
         Ok(())
     }
 
     /// Removes a resource's manifest and content.
     pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
-        self.0.open_table(MANIFESTS)?.remove((project_id, resource_id))?;
-        self.0.open_table(CONTENTS)?.remove((project_id, resource_id))?;
+        self.0
+            .open_table(MANIFESTS)?
+            .remove((project_id, resource_id))?;
+        self.0
+            .open_table(CONTENTS)?
+            .remove((project_id, resource_id))?;
         Ok(())
     }
 
@@ -284,7 +323,9 @@ impl WriteTxn {
 
     /// Removes the membership of a client in a project.
     pub fn delete_membership(&self, client_id: &str, project_id: &str) -> Result<()> {
-        self.0.open_table(MEMBERSHIPS)?.remove((client_id, project_id))?;
+        self.0
+            .open_table(MEMBERSHIPS)?
+            .remove((client_id, project_id))?;
         Ok(())
     }
 

@@ -29,9 +29,9 @@ pub async fn serve(service: Service, listen: SocketAddr) -> anyhow::Result<()> {
         config,
     );
     let app = axum::Router::new().nest_service("/mcp", mcp);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen on {listen}: {err}; pick another address with --listen"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+        anyhow::anyhow!("cannot listen on {listen}: {err}; pick another address with --listen")
+    })?;
     let bound = listener.local_addr()?;
     info!(addr = %bound, database = %service.store().path().display(), "listening on {bound}, MCP endpoint http://{bound}/mcp");
     axum::serve(listener, app)
