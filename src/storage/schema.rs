@@ -154,3 +154,196 @@ fn rekey_messages(
     }
     Ok(rows.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use redb::{Database, ReadableDatabase, ReadableTable};
+
+    use super::*;
+    use crate::storage::records::{MessageRecord, ProjectRecord};
+    use crate::storage::{Store, agent_key};
+
+    fn member(name: &str, client: &str, joined_at_ms: i64) -> MemberRecord {
+        MemberRecord {
+            project_id: "p".into(),
+            agent_name: name.into(),
+            agent_id: format!("id-{name}"),
+            client_id: Some(client.into()),
+            capabilities: vec![],
+            labels: BTreeMap::new(),
+            joined_at_ms,
+            last_seen_ms: joined_at_ms,
+            online: true,
+        }
+    }
+
+    fn message(to: &str, created_at_ms: i64) -> MessageRecord {
+        MessageRecord {
+            message_id: format!("m-{to}-{created_at_ms}"),
+            project_id: "p".into(),
+            from_agent: "Lead".into(),
+            to_agent: Some(to.into()),
+            broadcast: false,
+            reply_expected: false,
+            payload_json: "{}".into(),
+            created_at_ms,
+            ttl_secs: 1_000_000_000,
+            priority: None,
+            trace_id: None,
+        }
+    }
+
+    fn membership(name: &str) -> MembershipRecord {
+        MembershipRecord {
+            project_id: "p".into(),
+            agent_name: name.into(),
+            project_name: "P".into(),
+            joined_at_ms: 1,
+        }
+    }
+
+    /// Writes a version 1 database: members and inboxes keyed by the agent name as given,
+    /// with two members whose names differ only in case.
+    fn write_version_1(path: &std::path::Path) {
+        let db = Database::create(path).expect("create database");
+        let tx = db.begin_write().expect("begin write");
+        write_version(&tx, 1).expect("write version");
+        {
+            let project = ProjectRecord {
+                project_id: "p".into(),
+                name: "P".into(),
+                description: None,
+                context_json: None,
+                created_at_ms: 1,
+                created_by: Some("Lead".into()),
+                coordinator: Some("Lead".into()),
+                archived: false,
+                archived_at_ms: None,
+                archived_by: None,
+                archive_reason: None,
+            };
+            let mut projects = tx.open_table(PROJECTS).expect("projects");
+            projects
+                .insert("p", encode(&project).expect("encode").as_slice())
+                .expect("insert");
+            let mut members = tx.open_table(MEMBERS).expect("members");
+            for (name, client, joined) in [("Lead", "c1", 1), ("Bob", "c2", 2), ("bob", "c3", 3)] {
+                let record = encode(&member(name, client, joined)).expect("encode");
+                members
+                    .insert(("p", name), record.as_slice())
+                    .expect("insert");
+            }
+            let mut inbox = tx.open_table(INBOX).expect("inbox");
+            inbox
+                .insert(
+                    ("p", "Bob", 1),
+                    encode(&message("Bob", 10)).expect("encode").as_slice(),
+                )
+                .expect("insert");
+            inbox
+                .insert(
+                    ("p", "bob", 2),
+                    encode(&message("bob", 20)).expect("encode").as_slice(),
+                )
+                .expect("insert");
+            let mut memberships = tx.open_table(MEMBERSHIPS).expect("memberships");
+            for (client, name) in [("c1", "Lead"), ("c2", "Bob"), ("c3", "bob")] {
+                let record = encode(&membership(name)).expect("encode");
+                memberships
+                    .insert((client, "p"), record.as_slice())
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+
+    #[test]
+    fn version_1_database_is_upgraded_on_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("brainstorm.redb");
+        write_version_1(&path);
+
+        let store = Store::open(&path).expect("open upgrades the database");
+
+        let (members, bob_inbox, c3_membership) = store
+            .read(|tx| {
+                Ok::<_, StorageError>((
+                    tx.members("p")?,
+                    tx.inbox("p", "BOB", 0)?,
+                    tx.membership("c3", "p")?,
+                ))
+            })
+            .expect("read upgraded state");
+        let names: Vec<&str> = members.iter().map(|m| m.agent_name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Bob", "Lead"],
+            "the member that joined first keeps the name"
+        );
+        assert_eq!(bob_inbox.len(), 2, "both inboxes now belong to one agent");
+        assert!(
+            c3_membership.is_none(),
+            "the dropped member's client membership is removed"
+        );
+        assert_eq!(agent_key("Bob"), "bob");
+    }
+
+    #[test]
+    fn upgrade_records_the_current_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("brainstorm.redb");
+        write_version_1(&path);
+        drop(Store::open(&path).expect("open"));
+
+        let db = Database::create(&path).expect("reopen");
+        let tx = db.begin_write().expect("begin write");
+        assert_eq!(read_version(&tx).expect("version"), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn newer_database_is_refused_unchanged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("brainstorm.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            let tx = db.begin_write().expect("begin write");
+            write_version(&tx, CURRENT_VERSION + 1).expect("write version");
+            tx.commit().expect("commit");
+        }
+
+        let err = Store::open(&path)
+            .err()
+            .expect("a newer schema must be refused");
+        assert!(
+            matches!(err, StorageError::SchemaTooNew { found, .. } if found == CURRENT_VERSION + 1)
+        );
+        assert!(err.to_string().contains("upgrade brainstorm"), "{err}");
+
+        let db = Database::create(&path).expect("reopen");
+        let read = db.begin_read().expect("begin read");
+        assert!(
+            read.open_table(PROJECTS).is_err(),
+            "no table was created by the refused open"
+        );
+    }
+
+    #[test]
+    fn new_database_starts_at_current_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("brainstorm.redb");
+        let db = Database::create(&path).expect("create");
+        let outcome = migrate(&db).expect("migrate");
+        assert_eq!(
+            outcome,
+            Migration {
+                from: 0,
+                to: CURRENT_VERSION
+            }
+        );
+        let read = db.begin_read().expect("begin read");
+        let meta = read.open_table(META).expect("meta table");
+        assert!(meta.get(SCHEMA_VERSION_KEY).expect("get").is_some());
+    }
+}
