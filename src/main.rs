@@ -40,6 +40,23 @@ struct Settings {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = Config::DEFAULT_MESSAGE_TTL_SECS)]
     message_ttl: u64,
 
+    /// Long-poll duration when a call sets wait without timeout_seconds, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 50)]
+    wait_default: u64,
+
+    /// Longest long-poll a call may request with timeout_seconds, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 3600)]
+    wait_max: u64,
+
+    /// Interval between progress notifications during a long-poll, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    progress_interval: u64,
+
+    /// Concurrent long-polls allowed per inbox, resource or project.
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 100)]
+    max_waiters: usize,
+
     /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn".
     #[arg(
         long,
@@ -84,6 +101,10 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     let mut config = Config::new(data_dir);
     config.max_payload_size = settings.max_payload_size;
     config.message_ttl = Duration::from_secs(settings.message_ttl);
+    config.default_wait = Duration::from_secs(settings.wait_default.min(settings.wait_max));
+    config.max_wait = Duration::from_secs(settings.wait_max);
+    config.progress_interval = Duration::from_secs(settings.progress_interval);
+    config.max_waiters = settings.max_waiters;
     // The client id override names the one client of a stdio process; over HTTP every client
     // brings its own working directory.
     if stdio {

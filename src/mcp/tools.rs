@@ -39,6 +39,20 @@ fn schema<T: JsonSchema>() -> JsonObject {
     }
 }
 
+/// Schema of `send_message`. `reply_expected` is parsed leniently so that a missing or
+/// non-boolean value gets its own error code, but clients must see it as required.
+fn send_message_schema() -> JsonObject {
+    let mut schema = schema::<SendMessageRequest>();
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.push(json!("reply_expected"));
+    }
+    let property = schema.get_mut("properties").and_then(|p| p.get_mut("reply_expected"));
+    if let Some(Value::Object(property)) = property {
+        property.remove("default");
+    }
+    schema
+}
+
 fn empty_schema() -> JsonObject {
     json!({"type": "object", "properties": {}, "additionalProperties": false})
         .as_object()
