@@ -117,7 +117,7 @@ fn entries() -> Vec<Entry> {
             "Send a message to one member (to_agent) or to every other member (broadcast: true); give exactly one. reply_expected (true or false) is required. Payload types handoff (contributors only), handoff_accepted and handoff_rejected (coordinator only) coordinate work; handoff and handoff_rejected need reply_expected: true. Returns message_id.",
             AsAgent,
             false,
-            schema::<SendMessageRequest>,
+            send_message_schema,
         ),
         entry(
             "receive_messages",
