@@ -5,6 +5,7 @@ mod common;
 mod etag;
 mod http;
 mod identity;
+mod longpoll;
 mod messages;
 mod persistence;
 mod projects;

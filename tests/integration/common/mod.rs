@@ -116,6 +116,8 @@ pub struct ServerOptions {
     pub data_dir_from_env: bool,
     /// Extra environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// Extra command-line arguments, after the mode and the data folder.
+    pub args: Vec<String>,
 }
 
 impl ServerOptions {
@@ -124,11 +126,17 @@ impl ServerOptions {
         self.env.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    /// Adds command-line arguments for the server process.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
 }
 
 /// Builds the server command: `brainstorm <mode_args> ...` with `HOME` in the sandbox and
 /// every brainstorm setting unset unless the options give it.
-fn server_command(sandbox: &Sandbox, options: &ServerOptions, mode_args: &[&str]) -> Command {
+pub fn server_command(sandbox: &Sandbox, options: &ServerOptions, mode_args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_brainstorm"));
     command.args(mode_args);
     for name in SERVER_ENV {
@@ -152,6 +160,7 @@ fn server_command(sandbox: &Sandbox, options: &ServerOptions, mode_args: &[&str]
     for (name, value) in &options.env {
         command.env(name, value);
     }
+    command.args(&options.args);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -184,7 +193,7 @@ impl ServerLog {
 }
 
 /// Copies every line of `stream` into `log` until the stream ends.
-fn collect_lines<R>(stream: BufReader<R>, log: ServerLog) -> JoinHandle<()>
+pub fn collect_lines<R>(stream: BufReader<R>, log: ServerLog) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
