@@ -9,7 +9,7 @@ pub const DATABASE_FILE: &str = "brainstorm.redb";
 /// Settings the service runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Folder that holds the database file.
+    /// Folder that contains the database file.
     pub data_dir: PathBuf,
     /// Largest resource content accepted, in bytes.
     pub max_payload_size: usize,
@@ -17,7 +17,7 @@ pub struct Config {
     pub message_ttl: Duration,
     /// Long-poll duration when a call gives `wait` without `timeout_seconds`.
     pub default_wait: Duration,
-    /// Longest long-poll a call may ask for.
+    /// Maximum long-poll duration a call may request.
     pub max_wait: Duration,
     /// Interval between progress notifications during a long-poll.
     pub progress_interval: Duration,

@@ -40,7 +40,7 @@ const PROMPTS: &[Spec] = &[
     },
     Spec {
         name: "review",
-        description: "Review your unread messages and answer them",
+        description: "Review your unread messages and reply to them",
         arguments: &[
             ("project_id", "Project of your inbox", true),
             ("agent_name", "Your agent name", true),

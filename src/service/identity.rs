@@ -7,9 +7,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 
-/// Longest working directory accepted, in bytes.
+/// Maximum length of a working directory, in bytes.
 pub const MAX_PATH_LENGTH: usize = 4096;
-/// Longest client id override accepted, in characters after trimming.
+/// Maximum length of a client id override, in characters after trimming.
 pub const MAX_CLIENT_ID_LENGTH: usize = 256;
 
 /// The client a call acts for.

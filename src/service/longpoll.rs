@@ -11,7 +11,7 @@ use crate::error::ServiceResult;
 /// Callback that reports how long a long-poll has waited so far.
 pub type Progress = Box<dyn Fn(Duration) + Send + Sync>;
 
-/// How a long-poll ends early: by cancellation, and what it reports while it waits.
+/// Cancellation and progress reporting of one long-poll.
 pub struct WaitControl {
     /// Fires when the client cancels the call.
     pub cancel: CancellationToken,
@@ -29,7 +29,7 @@ impl WaitControl {
     }
 }
 
-/// How a long-poll ended.
+/// End state of a long-poll.
 pub enum WaitOutcome<T> {
     /// The check returned a value.
     Ready(T),

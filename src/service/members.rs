@@ -15,7 +15,7 @@ use crate::time::{format_ms, now_ms};
 pub const MAX_CAPABILITIES: usize = 64;
 /// Most labels one member may carry.
 pub const MAX_LABELS: usize = 64;
-/// Longest capability, label key or label value, in characters.
+/// Maximum length of a capability, label key or label value, in characters.
 pub const MAX_TAG_LENGTH: usize = 256;
 
 const COORDINATOR_ROLE: &str = "You coordinate this project: you accept or reject handoffs \

@@ -42,7 +42,7 @@ impl Handoff {
     }
 }
 
-/// Checks who may send a handoff message and that it asks for a reply.
+/// Checks the sender's authority for a handoff message and its `reply_expected` flag.
 ///
 /// Only a contributor sends `handoff`; only the coordinator answers with `handoff_accepted`
 /// or `handoff_rejected`. `handoff` and `handoff_rejected` need `reply_expected: true`.

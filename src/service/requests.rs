@@ -25,7 +25,7 @@ pub struct CreateProjectRequest {
     pub project_id: String,
     /// Human-readable project name.
     pub name: String,
-    /// What the project is about.
+    /// Description of the project.
     #[serde(default)]
     pub description: Option<String>,
     /// Shared context for every member, as a JSON object.
@@ -45,7 +45,7 @@ pub struct JoinProjectRequest {
     pub project_id: String,
     /// Name to join under. Rejoining from the same client reclaims the name.
     pub agent_name: String,
-    /// What this agent can do, for example ["frontend", "review"].
+    /// Capabilities of this agent, for example ["frontend", "review"].
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
     /// Free-form string labels.
@@ -62,7 +62,7 @@ pub struct ProjectInfoRequest {
     /// Block until the project exists, up to timeout_seconds.
     #[serde(default)]
     pub wait: Option<bool>,
-    /// Longest wait in seconds (default 50, maximum 3600).
+    /// Maximum wait in seconds (default 50, capped at 3600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -119,7 +119,7 @@ pub struct SendMessageRequest {
     pub project_id: String,
     /// Sending agent; must be a member.
     pub from_agent: String,
-    /// Whether the recipient should answer. Required, true or false.
+    /// Whether the recipient should reply. Required, true or false.
     #[schemars(with = "bool", required)]
     #[serde(default)]
     pub reply_expected: Option<Value>,
@@ -154,7 +154,7 @@ pub struct ReceiveMessagesRequest {
     /// Block until a message arrives, up to timeout_seconds.
     #[serde(default)]
     pub wait: Option<bool>,
-    /// Longest wait in seconds (default 50, maximum 3600).
+    /// Maximum wait in seconds (default 50, capped at 3600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -183,7 +183,7 @@ pub struct StoreResourceRequest {
     pub name: String,
     /// Writing agent; must be a member.
     pub agent_name: String,
-    /// What the resource holds.
+    /// Description of the resource.
     #[serde(default)]
     pub description: Option<String>,
     /// Content as text. Text starting with '{' or '[' must be valid JSON. Other JSON values
@@ -203,7 +203,7 @@ pub struct StoreResourceRequest {
     /// "*" creates only: the call fails with RESOURCE_EXISTS when the resource exists.
     #[serde(default)]
     pub if_none_match: Option<String>,
-    /// Who may read and write. Only the creator may change them.
+    /// Read and write access lists. Only the creator may change them.
     #[serde(default)]
     pub permissions: Option<Permissions>,
     /// Free-form JSON object stored with the manifest.
@@ -224,7 +224,7 @@ pub struct GetResourceRequest {
     /// Block until the resource exists, up to timeout_seconds.
     #[serde(default)]
     pub wait: Option<bool>,
-    /// Longest wait in seconds (default 50, maximum 3600).
+    /// Maximum wait in seconds (default 50, capped at 3600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -300,7 +300,7 @@ pub struct ArchiveProjectRequest {
     pub project_id: String,
     /// Acting agent; must be the project's creator.
     pub agent_name: String,
-    /// Why the project is archived.
+    /// Reason for archiving.
     #[serde(default)]
     pub reason: Option<String>,
 }

@@ -9,8 +9,8 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 /// Reads the file at `source_path` for a resource.
 ///
 /// The path must be absolute, free of `..` and `~`, and inside the home folder once symbolic
-/// links are resolved; it must name a readable regular file no larger than `max_bytes`, holding
-/// UTF-8 text.
+/// links are resolved. It must name a readable regular file of UTF-8 text no larger than
+/// `max_bytes`.
 pub fn read_source(source_path: &str, max_bytes: usize) -> ServiceResult<String> {
     let error = |code: ErrorCode, reason: String| {
         Err(

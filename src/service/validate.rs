@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 
-/// Longest identifier accepted, in characters.
+/// Maximum identifier length, in characters.
 pub const MAX_ID_LENGTH: usize = 256;
 /// Deepest JSON nesting accepted in content, payloads and objects.
 pub const MAX_JSON_DEPTH: usize = 100;

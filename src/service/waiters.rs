@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::agent_key;
 
-/// What a long-poll waits for.
+/// Object a long-poll waits on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WaitKey {
     /// A message in an agent's inbox.
@@ -156,7 +156,8 @@ pub struct Ticket {
 impl Ticket {
     /// Waits until the key is notified after the last call to this method (or registration).
     pub async fn changed(&mut self) {
-        // The sender lives in the registry while this ticket exists, so this cannot fail.
+        // The registry keeps the slot, and so the sender, while any ticket for it exists, so
+        // `changed` cannot fail with a closed channel.
         let _ = self.receiver.changed().await;
     }
 }

@@ -29,7 +29,7 @@ impl Store {
     /// Opens or creates the database at `path` and applies pending schema upgrades.
     ///
     /// Fails with [`StorageError::SchemaTooNew`] when the file was written by a newer binary,
-    /// and with [`StorageError::Open`] when another process holds the file.
+    /// and with [`StorageError::Open`] when another process has the file open.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateFolder {

@@ -25,7 +25,7 @@ pub struct ProjectRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub project_id: String,
-    /// The name as the agent gave it when it joined; the key holds the case-folded form.
+    /// The name as the agent gave it when it joined; the key stores the case-folded form.
     pub agent_name: String,
     pub agent_id: String,
     pub client_id: Option<String>,

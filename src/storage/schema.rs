@@ -80,8 +80,8 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), StorageError> {
 /// Version 2 keys members and messages by the ASCII-lowercased agent name, so that agent
 /// names differing only in case name one agent.
 ///
-/// Where version 1 held several members whose names differ only in case, the one that joined
-/// first keeps the name; the others are removed with their client memberships, and their
+/// Where version 1 had several members whose names differ only in case, the one that joined
+/// first keeps the name. The others are removed with their client memberships, and their
 /// messages move into the kept member's inbox and archive.
 fn upgrade_1_to_2(tx: &WriteTransaction) -> Result<(), StorageError> {
     let mut members: Vec<MemberRecord> = Vec::new();
