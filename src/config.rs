@@ -23,6 +23,12 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Concurrent long-polls allowed per waited-on object.
     pub max_waiters: usize,
+    /// Concurrent long-polls allowed in the whole process.
+    pub max_long_polls: usize,
+    /// Largest HTTP request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most concurrent MCP sessions over HTTP.
+    pub max_sessions: usize,
     /// Client id that replaces the one derived from the working directory (stdio only).
     pub client_id_override: Option<String>,
 }
@@ -43,6 +49,9 @@ impl Config {
             max_wait: Duration::from_secs(3600),
             progress_interval: Duration::from_secs(10),
             max_waiters: 100,
+            max_long_polls: 1000,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_sessions: 1000,
             client_id_override: None,
         }
     }

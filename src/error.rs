@@ -46,6 +46,8 @@ pub enum ErrorCode {
     NotAFile,
     FileTooLarge,
     TooManyWaiters,
+    CallInterrupted,
+    OwnerUnavailable,
     InternalError,
 }
 
@@ -93,6 +95,8 @@ impl ErrorCode {
             NotAFile => "NOT_A_FILE",
             FileTooLarge => "FILE_TOO_LARGE",
             TooManyWaiters => "TOO_MANY_WAITERS",
+            CallInterrupted => "CALL_INTERRUPTED",
+            OwnerUnavailable => "OWNER_UNAVAILABLE",
             InternalError => "INTERNAL_ERROR",
         }
     }

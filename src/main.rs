@@ -13,6 +13,8 @@ use brainstorm::config::Config;
 use brainstorm::service::Service;
 use brainstorm::service::identity::check_client_id_override;
 use brainstorm::transport;
+use brainstorm::transport::http::{HttpEndpoint, HttpOptions};
+use brainstorm::transport::owner;
 
 /// Coordination service for AI agents over MCP: projects, messages and shared resources
 /// with etag locking, stored in one redb database file.
@@ -57,6 +59,10 @@ struct Settings {
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 100)]
     max_waiters: usize,
 
+    /// Concurrent long-polls allowed in the whole process.
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000)]
+    max_long_polls: usize,
+
     /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn".
     #[arg(
         long,
@@ -73,11 +79,40 @@ enum Command {
     /// Serve one MCP client over stdin and stdout (what an MCP client launches).
     Stdio,
     /// Serve many MCP clients over streamable HTTP at /mcp.
-    Serve {
-        /// Address and port to listen on; keep it on loopback unless a proxy guards it.
-        #[arg(long, value_name = "ADDR:PORT", default_value = transport::http::DEFAULT_LISTEN)]
-        listen: SocketAddr,
-    },
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on. A non-loopback address requires the token.
+    #[arg(long, env = "BRAINSTORM_LISTEN", value_name = "ADDR:PORT",
+          default_value = transport::http::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// Require the bearer token on every request, even on loopback.
+    #[arg(long)]
+    require_token: bool,
+
+    /// File holding the bearer token [default: the data folder's token file, created 0600].
+    #[arg(long, value_name = "PATH", conflicts_with = "token_env")]
+    token_file: Option<PathBuf>,
+
+    /// Bearer token itself; prefer --token-file, which keeps it out of the process list.
+    #[arg(
+        long = "token",
+        env = "BRAINSTORM_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token_env: Option<String>,
+
+    /// Largest request body accepted, in bytes; larger requests get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_body_size: usize,
+
+    /// Most concurrent MCP sessions (clients of protocol versions with sessions).
+    #[arg(long, value_name = "COUNT", default_value_t = 1000)]
+    max_sessions: usize,
 }
 
 fn init_logging(filter: &str) {
@@ -105,6 +140,7 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     config.max_wait = Duration::from_secs(settings.wait_max);
     config.progress_interval = Duration::from_secs(settings.progress_interval);
     config.max_waiters = settings.max_waiters;
+    config.max_long_polls = settings.max_long_polls;
     // The client id override names the one client of a stdio process; over HTTP every client
     // brings its own working directory.
     if stdio {
@@ -118,15 +154,74 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let stdio = matches!(cli.command, Command::Stdio);
-    let config = config(&cli.settings, stdio)?;
+    let mut config = config(&cli.settings, stdio)?;
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "brainstorm starting");
-    let service = Service::open(config)?;
     match cli.command {
-        Command::Stdio => transport::stdio::serve(service).await?,
-        Command::Serve { listen } => transport::http::serve(service, listen).await?,
+        Command::Stdio => transport::forward::serve(config).await?,
+        Command::Serve(args) => {
+            config.max_body_bytes = args.max_body_size;
+            config.max_sessions = args.max_sessions;
+            serve(config, args).await?
+        }
     }
     info!("brainstorm stopped");
     Ok(())
+}
+
+async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let folder_token = owner::load_or_create_token(&config.data_dir)?;
+    let token = match (&args.token_file, &args.token_env) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|err| anyhow::anyhow!("cannot read --token-file {}: {err}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, Some(token)) => token.trim().to_owned(),
+        (None, None) => folder_token.clone(),
+    };
+    if token.is_empty() {
+        anyhow::bail!("the token is empty; put at least 32 random characters in it");
+    }
+    let service = Service::open(config.clone()).map_err(|err| {
+        if owner::is_held_elsewhere(&err) {
+            anyhow::anyhow!(
+                "{err}; a brainstorm stdio process owns this data folder, so stop it first or let \
+                 its clients share it through that process"
+            )
+        } else {
+            err.into()
+        }
+    })?;
+    let options = HttpOptions {
+        listen: args.listen,
+        token: Some(token.clone()),
+        require_token: args.require_token,
+        max_body_bytes: config.max_body_bytes,
+        max_sessions: config.max_sessions,
+    };
+    let endpoint = HttpEndpoint::bind(service.clone(), options).await?;
+    let bound = endpoint.local_addr()?;
+    info!(addr = %bound, database = %service.store().path().display(), "listening on {bound}, MCP endpoint http://{bound}/mcp");
+    // stdio processes on the same data folder forward to this server when it uses the
+    // folder's token.
+    let advertised = token == folder_token;
+    if advertised {
+        let host = if bound.ip().is_loopback() {
+            bound
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        };
+        let record = owner::OwnerRecord {
+            pid: std::process::id(),
+            url: format!("http://{host}/mcp"),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        owner::write_owner(&config.data_dir, &record)?;
+    }
+    let result = endpoint.serve(transport::shutdown_signal()).await;
+    if advertised {
+        owner::remove_owner(&config.data_dir);
+    }
+    result
 }
 
 #[tokio::main]

@@ -6,4 +6,14 @@ mod result;
 mod server;
 mod tools;
 
-pub use server::BrainstormServer;
+pub use server::{BrainstormServer, ForwardedClientId};
+
+/// Returns every tool with its schema.
+pub fn tool_list() -> Vec<rmcp::model::Tool> {
+    tools::list()
+}
+
+/// Returns every prompt with its arguments.
+pub fn prompt_list() -> Vec<rmcp::model::Prompt> {
+    prompts::list()
+}

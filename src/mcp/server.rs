@@ -11,6 +11,11 @@ use tracing::{debug, info};
 
 use super::args::{parse, take_string};
 use super::prompts;
+
+/// Client id that a forwarding `brainstorm stdio` process passed for its client, set by the
+/// HTTP layer on requests that carry the token.
+#[derive(Debug, Clone)]
+pub struct ForwardedClientId(pub String);
 use super::result::tool_result;
 use super::tools::{self, Acts};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -31,6 +36,21 @@ pub struct BrainstormServer {
 }
 
 impl BrainstormServer {
+    /// Returns the server description sent in the MCP handshake.
+    pub fn info() -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
     /// Creates a handler with no session yet.
     pub fn new(service: Service) -> Self {
         BrainstormServer {
@@ -39,14 +59,34 @@ impl BrainstormServer {
         }
     }
 
-    fn client_id_override(&self) -> Option<&str> {
-        self.service.config().client_id_override.as_deref()
+    /// Returns the client id that replaces the working-directory identity: the one a
+    /// forwarding process passed for its client, else this process's `BRAINSTORM_CLIENT_ID`.
+    fn client_id_override(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        let forwarded = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ForwardedClientId>())
+            .map(|forwarded| forwarded.0.clone());
+        forwarded.or_else(|| self.service.config().client_id_override.clone())
+    }
+
+    /// Starts the session of `identity` without a call, as after a status call. A forwarding
+    /// process uses it to carry its session over to a new database owner.
+    pub fn set_session(&self, identity: Identity) {
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(identity);
     }
 
     /// Resolves who a call acts for: its own `working_directory` argument, else the session.
-    fn identity(&self, arguments: &mut Map<String, Value>) -> ServiceResult<Identity> {
+    fn identity(
+        &self,
+        arguments: &mut Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> ServiceResult<Identity> {
         if let Some(path) = take_string(arguments, "working_directory")? {
-            return Identity::resolve(&path, self.client_id_override());
+            return Identity::resolve(&path, self.client_id_override(context).as_deref());
         }
         let session = self
             .session
@@ -60,9 +100,14 @@ impl BrainstormServer {
         })
     }
 
-    async fn status(&self, arguments: Map<String, Value>) -> ServiceResult<Value> {
+    async fn status(
+        &self,
+        arguments: Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> ServiceResult<Value> {
         let request: crate::service::requests::StatusRequest = parse(arguments)?;
-        let identity = Identity::resolve(&request.working_directory, self.client_id_override())?;
+        let override_id = self.client_id_override(context);
+        let identity = Identity::resolve(&request.working_directory, override_id.as_deref())?;
         let result = self.service.blocking({
             let identity = identity.clone();
             move |service| service.status(&identity)
@@ -86,7 +131,7 @@ impl BrainstormServer {
         context: &RequestContext<RoleServer>,
     ) -> ServiceResult<Value> {
         let identity = match tools::acts(name) {
-            Some(Acts::AsAgent) => Some(self.identity(&mut arguments)?),
+            Some(Acts::AsAgent) => Some(self.identity(&mut arguments, context)?),
             _ => None,
         };
         let service = &self.service;
@@ -97,7 +142,7 @@ impl BrainstormServer {
             }};
         }
         match name {
-            "status" => self.status(arguments).await,
+            "status" => self.status(arguments, context).await,
             "version" => {
                 parse::<Map<String, Value>>(arguments)?;
                 Ok(json!({
@@ -171,17 +216,7 @@ fn wait_control(context: &RequestContext<RoleServer>) -> WaitControl {
 
 impl ServerHandler for BrainstormServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(INSTRUCTIONS)
+        Self::info()
     }
 
     async fn list_tools(
@@ -205,6 +240,7 @@ impl ServerHandler for BrainstormServer {
             ));
         }
         debug!(tool = %name, "tool called");
+        let _call = self.service.track_call();
         let arguments = request.arguments.unwrap_or_default();
         let outcome = self.dispatch(&name, arguments, &context).await;
         Ok(tool_result(&name, outcome).into())

@@ -46,7 +46,9 @@ fn send_message_schema() -> JsonObject {
     if let Some(Value::Array(required)) = schema.get_mut("required") {
         required.push(json!("reply_expected"));
     }
-    let property = schema.get_mut("properties").and_then(|p| p.get_mut("reply_expected"));
+    let property = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("reply_expected"));
     if let Some(Value::Object(property)) = property {
         property.remove("default");
     }

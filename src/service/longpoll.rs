@@ -76,6 +76,9 @@ impl Service {
                         return Ok(WaitOutcome::TimedOut { waited: started.elapsed() });
                     }
                     _ = control.cancel.cancelled() => return Ok(WaitOutcome::Cancelled),
+                    _ = self.lifecycle.stopping.cancelled() => {
+                        return Ok(WaitOutcome::TimedOut { waited: started.elapsed() });
+                    }
                     _ = progress.tick() => {
                         if let Some(report) = &control.progress {
                             report(started.elapsed());

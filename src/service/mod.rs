@@ -21,7 +21,11 @@ pub mod views;
 pub mod waiters;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -38,6 +42,31 @@ pub struct Service {
     store: Arc<Store>,
     config: Arc<Config>,
     waiters: Arc<Waiters>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+/// Shutdown state shared by every clone of a service.
+#[derive(Default)]
+struct Lifecycle {
+    /// Fires when the service begins to shut down; long-polls then return at once.
+    stopping: CancellationToken,
+    /// Number of calls in progress.
+    calls: AtomicUsize,
+    /// Notified when `calls` drops to zero.
+    idle: Notify,
+}
+
+/// A call in progress; dropping it marks the call finished.
+pub struct CallGuard {
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.lifecycle.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.lifecycle.idle.notify_waiters();
+        }
+    }
 }
 
 impl Service {
@@ -49,11 +78,12 @@ impl Service {
 
     /// Creates the service on an open database.
     pub fn with_store(store: Arc<Store>, config: Config) -> Service {
-        let waiters = Waiters::new(config.max_waiters);
+        let waiters = Waiters::new(config.max_waiters, config.max_long_polls);
         Service {
             store,
             config: Arc::new(config),
             waiters,
+            lifecycle: Arc::default(),
         }
     }
 
@@ -78,6 +108,38 @@ impl Service {
         tokio::task::spawn_blocking(move || operation(&service))
             .await
             .map_err(ServiceError::internal)?
+    }
+
+    /// Counts a call as in progress until the returned guard is dropped.
+    pub fn track_call(&self) -> CallGuard {
+        self.lifecycle.calls.fetch_add(1, Ordering::AcqRel);
+        CallGuard {
+            lifecycle: Arc::clone(&self.lifecycle),
+        }
+    }
+
+    /// Begins shutdown: every long-poll returns its normal timed-out result at once, and new
+    /// ones return immediately.
+    pub fn begin_shutdown(&self) {
+        self.lifecycle.stopping.cancel();
+    }
+
+    /// Returns whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.lifecycle.stopping.is_cancelled()
+    }
+
+    /// Waits until no call is in progress.
+    pub async fn drained(&self) {
+        loop {
+            let idle = self.lifecycle.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.lifecycle.calls.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Returns the long-poll duration for a call's `timeout_seconds`, capped at the maximum.

@@ -58,26 +58,50 @@ struct Slot {
 
 /// Registry of current long-polls, each capped per key.
 pub struct Waiters {
-    slots: Mutex<HashMap<WaitKey, Slot>>,
+    slots: Mutex<Slots>,
     max_per_key: usize,
+    max_total: usize,
+}
+
+#[derive(Default)]
+struct Slots {
+    by_key: HashMap<WaitKey, Slot>,
+    total: usize,
 }
 
 impl Waiters {
-    /// Creates a registry that allows `max_per_key` concurrent waits on one key.
-    pub fn new(max_per_key: usize) -> Arc<Self> {
+    /// Creates a registry that allows `max_per_key` concurrent waits on one key and
+    /// `max_total` in all.
+    pub fn new(max_per_key: usize, max_total: usize) -> Arc<Self> {
         Arc::new(Waiters {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::default(),
             max_per_key,
+            max_total,
         })
     }
 
-    /// Registers a wait on `key`; fails with `TOO_MANY_WAITERS` when the key is at its cap.
-    pub fn register(self: &Arc<Self>, key: WaitKey) -> ServiceResult<Ticket> {
-        let mut slots = self
-            .slots
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Registers a wait on `key`. Fails with `TOO_MANY_WAITERS` when the key or the whole
+    /// process is at its cap.
+    pub fn register(self: &Arc<Self>, key: WaitKey) -> ServiceResult<Ticket> {
+        let mut guard = self.lock();
+        let slots = &mut *guard;
+        if slots.total >= self.max_total {
+            return Err(ServiceError::new(
+                ErrorCode::TooManyWaiters,
+                format!(
+                    "the server already runs {} long-polls, its maximum; retry later without wait",
+                    slots.total
+                ),
+            )
+            .with("max_long_polls", self.max_total));
+        }
+        let slot = slots.by_key.entry(key.clone()).or_insert_with(|| Slot {
             sender: watch::Sender::new(0),
             waiting: 0,
         });
@@ -85,7 +109,8 @@ impl Waiters {
             return Err(ServiceError::new(
                 ErrorCode::TooManyWaiters,
                 format!(
-                    "{} calls already wait on this {}; retry later without wait, or end one of the waiting calls",
+                    "{} calls already wait on this {}; retry later without wait, or end one of \
+                     the waiting calls",
                     slot.waiting,
                     key.noun()
                 ),
@@ -94,6 +119,7 @@ impl Waiters {
         }
         slot.waiting += 1;
         let receiver = slot.sender.subscribe();
+        slots.total += 1;
         Ok(Ticket {
             waiters: Arc::clone(self),
             key,
@@ -103,11 +129,7 @@ impl Waiters {
 
     /// Wakes every waiter registered on `key`.
     pub fn notify(&self, key: &WaitKey) {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(slot) = slots.get(key) {
+        if let Some(slot) = self.lock().by_key.get(key) {
             slot.sender
                 .send_modify(|version| *version = version.wrapping_add(1));
         }
@@ -115,23 +137,18 @@ impl Waiters {
 
     /// Returns the number of waits registered on `key`.
     pub fn waiting(&self, key: &WaitKey) -> usize {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        slots.get(key).map_or(0, |slot| slot.waiting)
+        self.lock().by_key.get(key).map_or(0, |slot| slot.waiting)
     }
 
     fn release(&self, key: &WaitKey) {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(slot) = slots.get_mut(key) {
+        let mut guard = self.lock();
+        let slots = &mut *guard;
+        if let Some(slot) = slots.by_key.get_mut(key) {
             slot.waiting -= 1;
             if slot.waiting == 0 {
-                slots.remove(key);
+                slots.by_key.remove(key);
             }
+            slots.total -= 1;
         }
     }
 }

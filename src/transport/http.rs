@@ -1,45 +1,330 @@
-//! Streamable HTTP at `/mcp`, for many agents at once.
+//! Streamable HTTP at `/mcp` for many agents at once, and `/healthz` for monitors.
+//!
+//! Every request passes [`guard`] first: Host and Origin must be loopback ones when the server
+//! listens on loopback (against DNS rebinding), and a bearer token is checked when one is
+//! required. rmcp then enforces the body size limit (413) itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::mcp::BrainstormServer;
+use crate::mcp::{BrainstormServer, ForwardedClientId};
 use crate::service::Service;
 
 /// Address `serve` binds when no `--listen` is given: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";
+/// Header a forwarding `brainstorm stdio` process uses to pass its client's
+/// `BRAINSTORM_CLIENT_ID`. It is honoured only on requests that carry the token.
+pub const CLIENT_ID_HEADER: &str = "x-brainstorm-client-id";
 
-/// Serves MCP over streamable HTTP on `listen` until SIGINT or SIGTERM.
-pub async fn serve(service: Service, listen: SocketAddr) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let config = StreamableHttpServerConfig::default()
-        .with_cancellation_token(shutdown.child_token())
-        .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]);
-    let mcp = StreamableHttpService::new(
-        {
-            let service = service.clone();
-            move || Ok(BrainstormServer::new(service.clone()))
-        },
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let app = axum::Router::new().nest_service("/mcp", mcp);
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-        anyhow::anyhow!("cannot listen on {listen}: {err}; pick another address with --listen")
-    })?;
-    let bound = listener.local_addr()?;
-    info!(addr = %bound, database = %service.store().path().display(), "listening on {bound}, MCP endpoint http://{bound}/mcp");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            super::shutdown_signal().await;
-            shutdown.cancel();
+/// Settings of the HTTP endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Bearer token; requests without it are rejected when `require_token` is set.
+    pub token: Option<String>,
+    /// Whether every request except `/healthz` needs the token.
+    pub require_token: bool,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most concurrent MCP sessions (protocol versions with sessions); more get 503.
+    pub max_sessions: usize,
+}
+
+struct GuardState {
+    loopback: bool,
+    token: Option<String>,
+    require_token: bool,
+    max_sessions: usize,
+    sessions: Arc<LocalSessionManager>,
+}
+
+/// A bound HTTP endpoint, ready to serve.
+pub struct HttpEndpoint {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    sessions_stop: CancellationToken,
+    service: Service,
+}
+
+impl HttpEndpoint {
+    /// Binds the listener and builds the routes.
+    pub async fn bind(service: Service, options: HttpOptions) -> anyhow::Result<Self> {
+        let loopback = options.listen.ip().is_loopback();
+        if !loopback && options.token.is_none() {
+            anyhow::bail!(
+                "listening on {} (not loopback) needs a token: set BRAINSTORM_TOKEN or --token-file",
+                options.listen
+            );
+        }
+        let sessions_stop = CancellationToken::new();
+        let mut config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(sessions_stop.child_token())
+            .with_max_request_body_bytes(options.max_body_bytes)
+            .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]);
+        if !loopback {
+            // A remote client names the server by whatever address reaches it; the token
+            // guards the endpoint instead.
+            config = config.disable_allowed_hosts();
+        }
+        let sessions = Arc::new(LocalSessionManager::default());
+        let mcp = StreamableHttpService::new(
+            {
+                let service = service.clone();
+                move || Ok(BrainstormServer::new(service.clone()))
+            },
+            Arc::clone(&sessions),
+            config,
+        );
+        let state = Arc::new(GuardState {
+            loopback,
+            token: options.token.clone(),
+            require_token: options.require_token || !loopback,
+            max_sessions: options.max_sessions,
+            sessions,
+        });
+        let app = axum::Router::new()
+            .nest_service("/mcp", mcp)
+            .route("/healthz", axum::routing::get(healthz))
+            .layer(middleware::from_fn_with_state(state, guard));
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot listen on {}: {err}; pick another address with --listen",
+                    options.listen
+                )
+            })?;
+        Ok(HttpEndpoint {
+            listener,
+            app,
+            sessions_stop,
+            service,
         })
-        .await?;
-    info!("HTTP server stopped");
-    Ok(())
+    }
+
+    /// Returns the bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully: long-polls return their
+    /// timed-out result, calls in progress finish, sessions close, and the listener stops.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let HttpEndpoint {
+            listener,
+            app,
+            sessions_stop,
+            service,
+        } = self;
+        let addr = listener.local_addr()?;
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain = {
+            let service = service.clone();
+            async move {
+                shutdown.await;
+                info!(%addr, "HTTP server stopping: ending long-polls and finishing calls in progress");
+                service.begin_shutdown();
+                if tokio::time::timeout(DRAIN_LIMIT, service.drained())
+                    .await
+                    .is_err()
+                {
+                    warn!(%addr, "calls still in progress after {DRAIN_LIMIT:?}; closing anyway");
+                }
+                // Session streams never end by themselves, so they are closed once every
+                // call has been answered.
+                sessions_stop.cancel();
+                let _ = stopped_tx.send(());
+            }
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                drain.await;
+                let _ = stopped_rx.await;
+            })
+            .await?;
+        info!(%addr, "HTTP server stopped");
+        Ok(())
+    }
+}
+
+/// Longest wait for calls in progress during shutdown.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(
+        json!({"status": "ok", "name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")}),
+    )
+}
+
+fn reject(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, axum::Json(json!({"error": message}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| is_loopback_host(rest.split('/').next().unwrap_or_default()))
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Checks Host, Origin, token and the session cap before a request reaches a route.
+async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if state.loopback {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !is_loopback_host(host) {
+            warn!(host, "request rejected: Host is not a loopback name");
+            return reject(
+                StatusCode::FORBIDDEN,
+                "Host header must name a loopback address",
+            );
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !is_loopback_origin(origin) {
+            warn!(origin, "request rejected: Origin is not a loopback one");
+            return reject(
+                StatusCode::FORBIDDEN,
+                "Origin is not allowed; only loopback origins may call this server",
+            );
+        }
+    }
+    let authenticated = match (&state.token, bearer(headers)) {
+        (Some(expected), Some(given)) => same_secret(given, expected),
+        _ => false,
+    };
+    let open_route = request.uri().path() == "/healthz";
+    if state.require_token && !authenticated && !open_route {
+        let reason = if bearer(headers).is_some() {
+            "wrong token"
+        } else {
+            "missing token"
+        };
+        warn!(reason, "request rejected: authentication failed");
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required: send Authorization: Bearer <token> (the token file is in the data folder)",
+        );
+    }
+    let opens_session =
+        request.method() == axum::http::Method::POST && !headers.contains_key("mcp-session-id");
+    if opens_session && state.sessions.sessions.read().await.len() >= state.max_sessions {
+        warn!(
+            max_sessions = state.max_sessions,
+            "request rejected: session limit reached"
+        );
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many MCP sessions are open; close one or retry later",
+        );
+    }
+    if authenticated {
+        let forwarded = headers
+            .get(CLIENT_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(client_id) = forwarded {
+            request
+                .extensions_mut()
+                .insert(ForwardedClientId(client_id));
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognized() {
+        for host in [
+            "localhost",
+            "localhost:8765",
+            "127.0.0.1:1",
+            "[::1]:8765",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8765",
+            "10.0.0.1:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn loopback_origins_are_recognized() {
+        assert!(is_loopback_origin("http://localhost:5173"));
+        assert!(is_loopback_origin("http://127.0.0.1"));
+        assert!(!is_loopback_origin("http://evil.example"));
+        assert!(!is_loopback_origin("null"));
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+    }
 }

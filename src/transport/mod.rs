@@ -1,7 +1,9 @@
-//! Transports: one MCP client over stdio, or many over streamable HTTP.
+//! Transports: one MCP client over stdio (forwarded to the data folder's owner when another
+//! process has it open), or many over streamable HTTP.
 
+pub mod forward;
 pub mod http;
-pub mod stdio;
+pub mod owner;
 
 /// Resolves when the process receives SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
