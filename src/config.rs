@@ -29,6 +29,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most concurrent MCP sessions over HTTP.
     pub max_sessions: usize,
+    /// Versions of each document kept in its history.
+    pub history_limit: u64,
     /// Client id that replaces the one derived from the working directory (stdio only).
     pub client_id_override: Option<String>,
 }
@@ -52,6 +54,7 @@ impl Config {
             max_long_polls: 1000,
             max_body_bytes: 4 * 1024 * 1024,
             max_sessions: 1000,
+            history_limit: 20,
             client_id_override: None,
         }
     }

@@ -11,7 +11,9 @@ use super::source_path::read_source;
 use super::validate::{check_id, check_json_depth, check_json_text};
 use super::{Service, WaitControl, WaitKey, page, project_and_member, same_agent, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
-use crate::storage::records::{ManifestRecord, MemberRecord};
+use crate::storage::records::{
+    HistoryRecord, ManifestRecord, MemberRecord, ResourceKind, content_hash,
+};
 use crate::storage::{ReadTxn, WriteTxn};
 use crate::time::now_ms;
 
@@ -120,6 +122,23 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
     Ok(Some(text))
 }
 
+/// Checks that a resource is of the kind a tool works on.
+pub(super) fn check_kind(manifest: &ManifestRecord, expected: ResourceKind, tool: &str) -> ServiceResult<()> {
+    if manifest.kind == expected {
+        return Ok(());
+    }
+    let hint = match manifest.kind {
+        ResourceKind::Log => "use append_log and read_log",
+        ResourceKind::Document => "use store_resource, update_resource and get_resource",
+    };
+    Err(ServiceError::new(
+        ErrorCode::WrongResourceKind,
+        format!("resource {:?} is a {}, which {tool} does not handle; {hint}", manifest.resource_id, manifest.kind.as_str()),
+    )
+    .with("resource_id", manifest.resource_id.as_str())
+    .with("kind", manifest.kind.as_str()))
+}
+
 /// Applies the etag rules to a write of an existing resource, inside its write transaction.
 fn check_etag(existing: &ManifestRecord, etag: Option<&str>) -> ServiceResult<()> {
     match etag {
@@ -177,17 +196,21 @@ impl Service {
             None => None,
         };
         let content = content_text(request, self.config.max_payload_size)?;
+        let keep = self.config.history_limit;
 
         let (manifest, created, permissions_ignored) = self.write(|tx| {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
             let existing = tx.manifest(&request.project_id, &request.resource_id)?;
+            if let Some(existing) = &existing {
+                check_kind(existing, ResourceKind::Document, "store_resource")?;
+            }
             let now = now_ms();
             match existing {
                 Some(existing) => {
-                    update(tx, request, &member, existing, content, metadata_json, now)
+                    update(tx, request, &member, existing, content, metadata_json, now, keep)
                         .map(|(manifest, ignored)| (manifest, false, ignored))
                 }
-                None => create(tx, request, &member, content, metadata_json, now)
+                None => create(tx, request, &member, content, metadata_json, now, keep)
                     .map(|m| (m, true, false)),
             }
         })?;
@@ -326,6 +349,7 @@ fn create(
     content: Option<String>,
     metadata_json: Option<String>,
     now: i64,
+    keep: u64,
 ) -> ServiceResult<ManifestRecord> {
     if let Some(etag) = request
         .etag
@@ -359,9 +383,11 @@ fn create(
         write,
         metadata_json,
         creator: member.agent_name.clone(),
+        content_hash: String::new(),
+        version: 1,
+        kind: ResourceKind::Document,
     };
-    tx.put_resource(&manifest, content.as_bytes())?;
-    Ok(manifest)
+    save_document(tx, manifest, content.as_bytes(), &member.agent_name, keep)
 }
 
 /// Updates an existing resource; returns the manifest and whether requested permissions were
@@ -374,6 +400,7 @@ fn update(
     content: Option<String>,
     metadata_json: Option<String>,
     now: i64,
+    keep: u64,
 ) -> ServiceResult<(ManifestRecord, bool)> {
     if request.if_none_match.is_some() {
         return Err(ServiceError::new(
@@ -419,10 +446,36 @@ fn update(
         read,
         write,
         metadata_json: metadata_json.or(existing.metadata_json.clone()),
+        version: existing.version + 1,
         ..existing
     };
-    tx.put_resource(&manifest, content.as_bytes())?;
+    let manifest = save_document(tx, manifest, content.as_bytes(), &member.agent_name, keep)?;
     Ok((manifest, request.permissions.is_some() && !is_creator))
+}
+
+/// Stores a document's new state: its content, the manifest with the content's hash and
+/// size, and the version in the history, dropping versions older than the newest `keep`.
+pub(super) fn save_document(
+    tx: &WriteTxn,
+    mut manifest: ManifestRecord,
+    content: &[u8],
+    author: &str,
+    keep: u64,
+) -> ServiceResult<ManifestRecord> {
+    manifest.content_hash = content_hash(content);
+    manifest.size_bytes = content.len() as u64;
+    tx.put_resource(&manifest, content)?;
+    let kept = HistoryRecord {
+        version: manifest.version,
+        etag: manifest.etag.clone(),
+        author: author.to_owned(),
+        at_ms: manifest.updated_at_ms,
+        size_bytes: manifest.size_bytes,
+        content_hash: manifest.content_hash.clone(),
+        content: content.to_vec(),
+    };
+    tx.put_history(&manifest.project_id, &manifest.resource_id, &kept, keep)?;
+    Ok(manifest)
 }
 
 /// Returns a new etag that differs from the current one.

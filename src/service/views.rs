@@ -132,6 +132,9 @@ pub fn manifest(record: &ManifestRecord) -> Value {
     object.insert("created_at".into(), json!(format_ms(record.created_at_ms)));
     object.insert("updated_at".into(), json!(format_ms(record.updated_at_ms)));
     object.insert("etag".into(), json!(record.etag));
+    object.insert("content_hash".into(), json!(record.content_hash));
+    object.insert("version".into(), json!(record.version));
+    object.insert("kind".into(), json!(record.kind.as_str()));
     insert_some(
         &mut object,
         "mime_type",

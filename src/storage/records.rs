@@ -4,6 +4,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Returns the content validator of `content`: `sha256:` and 64 lowercase hex digits.
+pub fn content_hash(content: &[u8]) -> String {
+    let digest = Sha256::digest(content);
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
+}
 
 /// A project (table `projects`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +86,68 @@ pub struct ManifestRecord {
     pub metadata_json: Option<String>,
     /// The agent that created the resource. Never returned to clients.
     pub creator: String,
+    /// `sha256:` and the hex SHA-256 of the content; equal for equal content.
+    pub content_hash: String,
+    /// Write count: 1 after creation, one more per write. For a log, its last sequence number.
+    pub version: u64,
+    pub kind: ResourceKind,
+}
+
+/// What a resource holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResourceKind {
+    /// Content replaced by each write.
+    Document,
+    /// Append-only entries, each with a sequence number (table `log_entries`).
+    Log,
+}
+
+impl ResourceKind {
+    /// Returns the kind as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Document => "document",
+            ResourceKind::Log => "log",
+        }
+    }
+}
+
+/// One kept version of a document (table `history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    pub version: u64,
+    pub etag: String,
+    pub author: String,
+    pub at_ms: i64,
+    pub size_bytes: u64,
+    pub content_hash: String,
+    pub content: Vec<u8>,
+}
+
+/// One entry of an append-only log (table `log_entries`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntryRecord {
+    pub seq: u64,
+    pub author: String,
+    pub at_ms: i64,
+    pub entry_json: String,
+}
+
+/// One mutating call, as recorded in the audit trail (table `audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub client_id: Option<String>,
+    pub project_id: Option<String>,
+    /// Agent the call acted as, when it named one.
+    pub actor: Option<String>,
+    /// Tool name.
+    pub action: String,
+    /// Resource, recipient or other object the call acted on.
+    pub target: Option<String>,
+    /// `ok`, or the error code the call failed with.
+    pub outcome: String,
 }
 
 /// A client: one working directory or one `BRAINSTORM_CLIENT_ID` (table `clients`).

@@ -6,12 +6,16 @@
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use tracing::info;
 
-use super::records::{MemberRecord, MembershipRecord};
+use serde::{Deserialize, Serialize};
+
+use super::records::{
+    HistoryRecord, ManifestRecord, MemberRecord, MembershipRecord, ResourceKind, content_hash,
+};
 use super::tables::*;
 use super::{StorageError, agent_key, decode, encode};
 
 /// Schema version this binary writes.
-pub const CURRENT_VERSION: u32 = 2;
+pub const CURRENT_VERSION: u32 = 3;
 
 /// Versions found and left by [`migrate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,9 @@ pub fn migrate(db: &Database) -> Result<Migration, StorageError> {
     create_tables(&tx)?;
     if from == 1 {
         upgrade_1_to_2(&tx)?;
+    }
+    if (1..=2).contains(&from) {
+        upgrade_2_to_3(&tx)?;
     }
     write_version(&tx, CURRENT_VERSION)?;
     tx.commit()?;
@@ -74,6 +81,9 @@ fn create_tables(tx: &WriteTransaction) -> Result<(), StorageError> {
     tx.open_table(CONTENTS)?;
     tx.open_table(CLIENTS)?;
     tx.open_table(MEMBERSHIPS)?;
+    tx.open_table(HISTORY)?;
+    tx.open_table(LOG_ENTRIES)?;
+    tx.open_table(AUDIT)?;
     Ok(())
 }
 
@@ -123,6 +133,83 @@ fn upgrade_1_to_2(tx: &WriteTransaction) -> Result<(), StorageError> {
         members = members.len(),
         dropped, moved, "upgraded schema 1 to 2"
     );
+    Ok(())
+}
+
+/// A manifest as version 2 stored it: without content hash, version and kind.
+#[derive(Serialize, Deserialize)]
+struct ManifestRecordV2 {
+    resource_id: String,
+    project_id: String,
+    name: String,
+    description: Option<String>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    etag: String,
+    mime_type: Option<String>,
+    size_bytes: u64,
+    source_path: Option<String>,
+    read: Vec<String>,
+    write: Vec<String>,
+    metadata_json: Option<String>,
+    creator: String,
+}
+
+/// Version 3 gives each manifest a content hash, a version number and a kind, and keeps the
+/// versions of each document in `history`. Each existing resource becomes a document at
+/// version 1, whose current content is its first kept version.
+fn upgrade_2_to_3(tx: &WriteTransaction) -> Result<(), StorageError> {
+    let mut rows = Vec::new();
+    {
+        let manifests = tx.open_table(MANIFESTS)?;
+        let contents = tx.open_table(CONTENTS)?;
+        for entry in manifests.iter()? {
+            let (key, value) = entry?;
+            let (project_id, resource_id) = key.value();
+            let old: ManifestRecordV2 = decode("manifests", value.value())?;
+            let content = match contents.get((project_id, resource_id))? {
+                Some(bytes) => bytes.value().get(1..).unwrap_or_default().to_vec(),
+                None => Vec::new(),
+            };
+            rows.push((old, content));
+        }
+    }
+    let mut manifests = tx.open_table(MANIFESTS)?;
+    let mut history = tx.open_table(HISTORY)?;
+    for (old, content) in &rows {
+        let manifest = ManifestRecord {
+            resource_id: old.resource_id.clone(),
+            project_id: old.project_id.clone(),
+            name: old.name.clone(),
+            description: old.description.clone(),
+            created_at_ms: old.created_at_ms,
+            updated_at_ms: old.updated_at_ms,
+            etag: old.etag.clone(),
+            mime_type: old.mime_type.clone(),
+            size_bytes: old.size_bytes,
+            source_path: old.source_path.clone(),
+            read: old.read.clone(),
+            write: old.write.clone(),
+            metadata_json: old.metadata_json.clone(),
+            creator: old.creator.clone(),
+            content_hash: content_hash(content),
+            version: 1,
+            kind: ResourceKind::Document,
+        };
+        let key = (manifest.project_id.as_str(), manifest.resource_id.as_str());
+        manifests.insert(key, encode(&manifest)?.as_slice())?;
+        let kept = HistoryRecord {
+            version: 1,
+            etag: manifest.etag.clone(),
+            author: manifest.creator.clone(),
+            at_ms: manifest.updated_at_ms,
+            size_bytes: content.len() as u64,
+            content_hash: manifest.content_hash.clone(),
+            content: content.clone(),
+        };
+        history.insert((key.0, key.1, 1u64), encode(&kept)?.as_slice())?;
+    }
+    info!(resources = rows.len(), "upgraded schema 2 to 3");
     Ok(())
 }
 

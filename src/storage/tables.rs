@@ -5,7 +5,8 @@
 
 use redb::TableDefinition;
 
-/// Schema metadata: `schema_version` (u32 LE) and `next_message_seq` (u64 LE).
+/// Schema metadata: `schema_version` (u32 LE), `next_message_seq` and `next_audit_seq`
+/// (u64 LE).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `project_id` to project.
 pub const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
@@ -24,7 +25,17 @@ pub const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients"
 /// (`client_id`, `project_id`) to membership.
 pub const MEMBERSHIPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("memberships");
 
+/// (`project_id`, `resource_id`, version) to a kept version of a document.
+pub const HISTORY: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("history");
+/// (`project_id`, `resource_id`, sequence) to a log entry.
+pub const LOG_ENTRIES: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("log_entries");
+/// Audit sequence number to the record of one mutating call.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
 /// Key in [`META`] holding the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// Key in [`META`] holding the next message sequence number.
 pub const NEXT_SEQ_KEY: &str = "next_message_seq";
+/// Key in [`META`] holding the next audit sequence number.
+pub const NEXT_AUDIT_KEY: &str = "next_audit_seq";

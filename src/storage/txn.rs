@@ -132,6 +132,56 @@ macro_rules! read_accessors {
                 value.map(|v| decode_content(v.value())).transpose()
             }
 
+            /// Returns the kept versions of a document, oldest first.
+            pub fn history(&self, project_id: &str, resource_id: &str) -> Result<Vec<HistoryRecord>> {
+                let table = self.0.open_table(HISTORY)?;
+                let range = (project_id, resource_id, 0u64)..=(project_id, resource_id, u64::MAX);
+                let mut versions = Vec::new();
+                for entry in table.range(range)? {
+                    let (_, value) = entry?;
+                    versions.push(decode("history", value.value())?);
+                }
+                Ok(versions)
+            }
+
+            /// Returns one kept version of a document.
+            pub fn history_version(&self, project_id: &str, resource_id: &str, version: u64) -> Result<Option<HistoryRecord>> {
+                let table = self.0.open_table(HISTORY)?;
+                let value = table.get((project_id, resource_id, version))?;
+                value.map(|v| decode("history", v.value())).transpose()
+            }
+
+            /// Returns up to `limit` entries of a log with sequence numbers after `after`.
+            pub fn log_entries(&self, project_id: &str, log_id: &str, after: u64, limit: usize) -> Result<Vec<LogEntryRecord>> {
+                let table = self.0.open_table(LOG_ENTRIES)?;
+                let start = after.saturating_add(1);
+                let range = (project_id, log_id, start)..=(project_id, log_id, u64::MAX);
+                let mut entries = Vec::new();
+                for entry in table.range(range)?.take(limit) {
+                    let (_, value) = entry?;
+                    entries.push(decode("log_entries", value.value())?);
+                }
+                Ok(entries)
+            }
+
+            /// Returns audit records in order, from sequence `from` on, that pass `keep`, at
+            /// most `limit` of them.
+            pub fn audit(&self, from: u64, limit: usize, keep: impl Fn(&AuditRecord) -> bool) -> Result<Vec<AuditRecord>> {
+                let table = self.0.open_table(AUDIT)?;
+                let mut records = Vec::new();
+                for entry in table.range(from..)? {
+                    let (_, value) = entry?;
+                    let record: AuditRecord = decode("audit", value.value())?;
+                    if keep(&record) {
+                        records.push(record);
+                        if records.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(records)
+            }
+
             /// Returns a client.
             pub fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
                 let table = self.0.open_table(CLIENTS)?;
@@ -297,12 +347,53 @@ impl WriteTxn {
 
     /// Removes a resource's manifest and content.
     pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
-        self.0
-            .open_table(MANIFESTS)?
-            .remove((project_id, resource_id))?;
-        self.0
-            .open_table(CONTENTS)?
-            .remove((project_id, resource_id))?;
+        self.0.open_table(MANIFESTS)?.remove((project_id, resource_id))?;
+        self.0.open_table(CONTENTS)?.remove((project_id, resource_id))?;
+        remove_sequence(&mut self.0.open_table(HISTORY)?, project_id, resource_id)?;
+        remove_sequence(&mut self.0.open_table(LOG_ENTRIES)?, project_id, resource_id)?;
+        Ok(())
+    }
+
+    /// Keeps a version of a document and drops versions older than the newest `keep`.
+    pub fn put_history(
+        &self,
+        project_id: &str,
+        resource_id: &str,
+        record: &HistoryRecord,
+        keep: u64,
+    ) -> Result<()> {
+        let mut table = self.0.open_table(HISTORY)?;
+        table.insert((project_id, resource_id, record.version), encode(record)?.as_slice())?;
+        let oldest_kept = record.version.saturating_sub(keep.max(1)) + 1;
+        let mut expired = Vec::new();
+        let stale = (project_id, resource_id, 0u64)..(project_id, resource_id, oldest_kept);
+        for entry in table.range(stale)? {
+            let (key, _) = entry?;
+            expired.push(key.value().2);
+        }
+        for version in expired {
+            table.remove((project_id, resource_id, version))?;
+        }
+        Ok(())
+    }
+
+    /// Appends an entry to a log.
+    pub fn put_log_entry(&self, project_id: &str, log_id: &str, record: &LogEntryRecord) -> Result<()> {
+        let mut table = self.0.open_table(LOG_ENTRIES)?;
+        table.insert((project_id, log_id, record.seq), encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Appends a record to the audit trail, assigning its sequence number.
+    pub fn push_audit(&self, record: &mut AuditRecord) -> Result<()> {
+        let mut meta = self.0.open_table(META)?;
+        let seq = match meta.get(NEXT_AUDIT_KEY)? {
+            Some(bytes) => u64::from_le_bytes(bytes.value().try_into().unwrap_or([0; 8])),
+            None => 1,
+        };
+        meta.insert(NEXT_AUDIT_KEY, (seq + 1).to_le_bytes().as_slice())?;
+        record.seq = seq;
+        self.0.open_table(AUDIT)?.insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }
 
@@ -341,6 +432,8 @@ impl WriteTxn {
         remove_pairs(&mut self.0.open_table(CONTENTS)?, project_id)?;
         remove_triples(&mut self.0.open_table(INBOX)?, project_id)?;
         remove_triples(&mut self.0.open_table(ARCHIVE)?, project_id)?;
+        remove_triples(&mut self.0.open_table(HISTORY)?, project_id)?;
+        remove_triples(&mut self.0.open_table(LOG_ENTRIES)?, project_id)?;
         self.0.open_table(PROJECTS)?.remove(project_id)?;
         Ok(())
     }
@@ -374,6 +467,22 @@ fn remove_triples(table: &mut redb::Table<(&str, &str, u64), &[u8]>, first: &str
     }
     for (second, seq) in &keys {
         table.remove((first, second.as_str(), *seq))?;
+    }
+    Ok(())
+}
+
+fn remove_sequence(
+    table: &mut redb::Table<(&str, &str, u64), &[u8]>,
+    first: &str,
+    second: &str,
+) -> Result<()> {
+    let mut keys = Vec::new();
+    for entry in table.range((first, second, 0u64)..=(first, second, u64::MAX))? {
+        let (key, _) = entry?;
+        keys.push(key.value().2);
+    }
+    for seq in keys {
+        table.remove((first, second, seq))?;
     }
     Ok(())
 }
