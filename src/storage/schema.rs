@@ -433,4 +433,61 @@ mod tests {
         let meta = read.open_table(META).expect("meta table");
         assert!(meta.get(SCHEMA_VERSION_KEY).expect("get").is_some());
     }
+
+    #[test]
+    fn version_2_manifests_gain_hash_and_history() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("brainstorm.redb");
+        {
+            let db = Database::create(&path).expect("create database");
+            let tx = db.begin_write().expect("begin write");
+            write_version(&tx, 2).expect("write version");
+            {
+                let old = ManifestRecordV2 {
+                    resource_id: "notes".into(),
+                    project_id: "p".into(),
+                    name: "Notes".into(),
+                    description: None,
+                    created_at_ms: 1,
+                    updated_at_ms: 2,
+                    etag: "00112233445566aa".into(),
+                    mime_type: None,
+                    size_bytes: 5,
+                    source_path: None,
+                    read: vec!["*".into()],
+                    write: vec!["Lead".into()],
+                    metadata_json: None,
+                    creator: "Lead".into(),
+                };
+                let mut manifests = tx.open_table(MANIFESTS).expect("manifests");
+                let record = encode(&old).expect("encode");
+                manifests
+                    .insert(("p", "notes"), record.as_slice())
+                    .expect("insert");
+                let mut contents = tx.open_table(CONTENTS).expect("contents");
+                contents
+                    .insert(
+                        ("p", "notes"),
+                        [1u8, b'h', b'e', b'l', b'l', b'o'].as_slice(),
+                    )
+                    .expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+
+        let store = Store::open(&path).expect("open upgrades the database");
+
+        let (manifest, history) = store
+            .read(|tx| {
+                Ok::<_, StorageError>((tx.manifest("p", "notes")?, tx.history("p", "notes")?))
+            })
+            .expect("read upgraded state");
+        let manifest = manifest.expect("the manifest survives the upgrade");
+        assert_eq!(manifest.content_hash, content_hash(b"hello"));
+        assert_eq!(manifest.version, 1);
+        assert_eq!(manifest.kind, ResourceKind::Document);
+        assert_eq!(manifest.etag, "00112233445566aa", "the etag is kept");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].content, b"hello");
+    }
 }
