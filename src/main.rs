@@ -224,13 +224,29 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.settings.log);
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("brainstorm: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // The thread that reads stdin blocks until the client closes it, and cannot be
+    // interrupted, so shutdown waits only briefly for blocking threads. Every task, and with
+    // it the database, is dropped before this returns.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // The log line is for log collectors; the plain line is for a person at a
+            // terminal when logs are filtered out.
             error!(error = %err, "brainstorm failed");
             eprintln!("brainstorm: {err}");
             ExitCode::FAILURE

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use super::longpoll::WaitOutcome;
-use super::projects::finish_wait;
 use super::requests::*;
 use super::validate::{check_id, check_json_depth};
 use super::{
@@ -291,19 +290,19 @@ impl Service {
                 })
             })
             .await?;
-        Ok(match outcome {
-            WaitOutcome::TimedOut { waited } => {
-                let mut result = render_inbox(Vec::new());
-                result.as_object_mut().expect("inbox is an object").extend(
-                    views::timed_out(waited.as_millis())
-                        .as_object()
-                        .expect("timeout is an object")
-                        .clone(),
-                );
-                result
-            }
-            other => finish_wait(other),
-        })
+        let waited = match outcome {
+            WaitOutcome::Ready(result) => return Ok(result),
+            WaitOutcome::TimedOut { waited } => waited,
+            // The client is gone, so this result is never read; it keeps the usual shape.
+            WaitOutcome::Cancelled => std::time::Duration::ZERO,
+        };
+        let mut result = render_inbox(Vec::new());
+        if let (Some(inbox), Value::Object(timeout)) =
+            (result.as_object_mut(), views::timed_out(waited.as_millis()))
+        {
+            inbox.extend(timeout);
+        }
+        Ok(result)
     }
 }
 

@@ -123,7 +123,11 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
 }
 
 /// Checks that a resource is of the kind a tool works on.
-pub(super) fn check_kind(manifest: &ManifestRecord, expected: ResourceKind, tool: &str) -> ServiceResult<()> {
+pub(super) fn check_kind(
+    manifest: &ManifestRecord,
+    expected: ResourceKind,
+    tool: &str,
+) -> ServiceResult<()> {
     if manifest.kind == expected {
         return Ok(());
     }
@@ -133,7 +137,11 @@ pub(super) fn check_kind(manifest: &ManifestRecord, expected: ResourceKind, tool
     };
     Err(ServiceError::new(
         ErrorCode::WrongResourceKind,
-        format!("resource {:?} is a {}, which {tool} does not handle; {hint}", manifest.resource_id, manifest.kind.as_str()),
+        format!(
+            "resource {:?} is a {}, which {tool} does not handle; {hint}",
+            manifest.resource_id,
+            manifest.kind.as_str()
+        ),
     )
     .with("resource_id", manifest.resource_id.as_str())
     .with("kind", manifest.kind.as_str()))
@@ -206,10 +214,17 @@ impl Service {
             }
             let now = now_ms();
             match existing {
-                Some(existing) => {
-                    update(tx, request, &member, existing, content, metadata_json, now, keep)
-                        .map(|(manifest, ignored)| (manifest, false, ignored))
-                }
+                Some(existing) => update(
+                    tx,
+                    request,
+                    &member,
+                    existing,
+                    content,
+                    metadata_json,
+                    now,
+                    keep,
+                )
+                .map(|(manifest, ignored)| (manifest, false, ignored)),
                 None => create(tx, request, &member, content, metadata_json, now, keep)
                     .map(|m| (m, true, false)),
             }

@@ -32,14 +32,23 @@ fn resolve_inside_home(source_path: &str) -> ServiceResult<PathBuf> {
     let error = |code, reason: &str| Err(path_error(source_path, code, reason));
     let path = Path::new(source_path);
     if !path.is_absolute() || source_path.contains('~') || source_path.contains('\0') {
-        return error(ErrorCode::UnsafePath, "must be an absolute path without '~'");
+        return error(
+            ErrorCode::UnsafePath,
+            "must be an absolute path without '~'",
+        );
     }
-    if path.components().any(|part| matches!(part, Component::ParentDir)) {
+    if path
+        .components()
+        .any(|part| matches!(part, Component::ParentDir))
+    {
         return error(ErrorCode::UnsafePath, "must not contain '..'");
     }
 
     let Some(home) = home_dir() else {
-        return error(ErrorCode::PathOutsideHome, "cannot be checked: HOME is not set");
+        return error(
+            ErrorCode::PathOutsideHome,
+            "cannot be checked: HOME is not set",
+        );
     };
     let home = std::fs::canonicalize(&home).unwrap_or(home);
     if !path.starts_with(&home) {
@@ -48,10 +57,18 @@ fn resolve_inside_home(source_path: &str) -> ServiceResult<PathBuf> {
     }
     let resolved = match std::fs::canonicalize(path) {
         Ok(resolved) => resolved,
-        Err(err) => return error(ErrorCode::FileNotAccessible, &format!("cannot be read: {err}")),
+        Err(err) => {
+            return error(
+                ErrorCode::FileNotAccessible,
+                &format!("cannot be read: {err}"),
+            );
+        }
     };
     if !resolved.starts_with(&home) {
-        return error(ErrorCode::PathOutsideHome, "links to a file outside the home folder");
+        return error(
+            ErrorCode::PathOutsideHome,
+            "links to a file outside the home folder",
+        );
     }
     Ok(resolved)
 }
@@ -61,7 +78,12 @@ fn read_limited(source_path: &str, resolved: &Path, max_bytes: usize) -> Service
     let error = |code, reason: &str| Err(path_error(source_path, code, reason));
     let metadata = match std::fs::metadata(resolved) {
         Ok(metadata) => metadata,
-        Err(err) => return error(ErrorCode::FileNotAccessible, &format!("cannot be read: {err}")),
+        Err(err) => {
+            return error(
+                ErrorCode::FileNotAccessible,
+                &format!("cannot be read: {err}"),
+            );
+        }
     };
     if !metadata.is_file() {
         return error(ErrorCode::NotAFile, "is not a regular file");
@@ -84,10 +106,14 @@ fn read_limited(source_path: &str, resolved: &Path, max_bytes: usize) -> Service
     let read = std::fs::File::open(resolved)
         .and_then(|file| file.take(max_bytes as u64 + 1).read_to_end(&mut bytes));
     match read {
-        Ok(_) if bytes.len() > max_bytes => {
-            error(ErrorCode::FileTooLarge, &format!("grew past {max_bytes} bytes while being read"))
-        }
+        Ok(_) if bytes.len() > max_bytes => error(
+            ErrorCode::FileTooLarge,
+            &format!("grew past {max_bytes} bytes while being read"),
+        ),
         Ok(_) => Ok(bytes),
-        Err(err) => error(ErrorCode::FileNotAccessible, &format!("cannot be read: {err}")),
+        Err(err) => error(
+            ErrorCode::FileNotAccessible,
+            &format!("cannot be read: {err}"),
+        ),
     }
 }

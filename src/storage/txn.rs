@@ -133,7 +133,11 @@ macro_rules! read_accessors {
             }
 
             /// Returns the kept versions of a document, oldest first.
-            pub fn history(&self, project_id: &str, resource_id: &str) -> Result<Vec<HistoryRecord>> {
+            pub fn history(
+                &self,
+                project_id: &str,
+                resource_id: &str,
+            ) -> Result<Vec<HistoryRecord>> {
                 let table = self.0.open_table(HISTORY)?;
                 let range = (project_id, resource_id, 0u64)..=(project_id, resource_id, u64::MAX);
                 let mut versions = Vec::new();
@@ -145,14 +149,25 @@ macro_rules! read_accessors {
             }
 
             /// Returns one kept version of a document.
-            pub fn history_version(&self, project_id: &str, resource_id: &str, version: u64) -> Result<Option<HistoryRecord>> {
+            pub fn history_version(
+                &self,
+                project_id: &str,
+                resource_id: &str,
+                version: u64,
+            ) -> Result<Option<HistoryRecord>> {
                 let table = self.0.open_table(HISTORY)?;
                 let value = table.get((project_id, resource_id, version))?;
                 value.map(|v| decode("history", v.value())).transpose()
             }
 
             /// Returns up to `limit` entries of a log with sequence numbers after `after`.
-            pub fn log_entries(&self, project_id: &str, log_id: &str, after: u64, limit: usize) -> Result<Vec<LogEntryRecord>> {
+            pub fn log_entries(
+                &self,
+                project_id: &str,
+                log_id: &str,
+                after: u64,
+                limit: usize,
+            ) -> Result<Vec<LogEntryRecord>> {
                 let table = self.0.open_table(LOG_ENTRIES)?;
                 let start = after.saturating_add(1);
                 let range = (project_id, log_id, start)..=(project_id, log_id, u64::MAX);
@@ -166,7 +181,12 @@ macro_rules! read_accessors {
 
             /// Returns audit records in order, from sequence `from` on, that pass `keep`, at
             /// most `limit` of them.
-            pub fn audit(&self, from: u64, limit: usize, keep: impl Fn(&AuditRecord) -> bool) -> Result<Vec<AuditRecord>> {
+            pub fn audit(
+                &self,
+                from: u64,
+                limit: usize,
+                keep: impl Fn(&AuditRecord) -> bool,
+            ) -> Result<Vec<AuditRecord>> {
                 let table = self.0.open_table(AUDIT)?;
                 let mut records = Vec::new();
                 for entry in table.range(from..)? {
@@ -347,10 +367,18 @@ impl WriteTxn {
 
     /// Removes a resource's manifest and content.
     pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
-        self.0.open_table(MANIFESTS)?.remove((project_id, resource_id))?;
-        self.0.open_table(CONTENTS)?.remove((project_id, resource_id))?;
+        self.0
+            .open_table(MANIFESTS)?
+            .remove((project_id, resource_id))?;
+        self.0
+            .open_table(CONTENTS)?
+            .remove((project_id, resource_id))?;
         remove_sequence(&mut self.0.open_table(HISTORY)?, project_id, resource_id)?;
-        remove_sequence(&mut self.0.open_table(LOG_ENTRIES)?, project_id, resource_id)?;
+        remove_sequence(
+            &mut self.0.open_table(LOG_ENTRIES)?,
+            project_id,
+            resource_id,
+        )?;
         Ok(())
     }
 
@@ -363,7 +391,10 @@ impl WriteTxn {
         keep: u64,
     ) -> Result<()> {
         let mut table = self.0.open_table(HISTORY)?;
-        table.insert((project_id, resource_id, record.version), encode(record)?.as_slice())?;
+        table.insert(
+            (project_id, resource_id, record.version),
+            encode(record)?.as_slice(),
+        )?;
         let oldest_kept = record.version.saturating_sub(keep.max(1)) + 1;
         let mut expired = Vec::new();
         let stale = (project_id, resource_id, 0u64)..(project_id, resource_id, oldest_kept);
@@ -378,7 +409,12 @@ impl WriteTxn {
     }
 
     /// Appends an entry to a log.
-    pub fn put_log_entry(&self, project_id: &str, log_id: &str, record: &LogEntryRecord) -> Result<()> {
+    pub fn put_log_entry(
+        &self,
+        project_id: &str,
+        log_id: &str,
+        record: &LogEntryRecord,
+    ) -> Result<()> {
         let mut table = self.0.open_table(LOG_ENTRIES)?;
         table.insert((project_id, log_id, record.seq), encode(record)?.as_slice())?;
         Ok(())
@@ -393,7 +429,9 @@ impl WriteTxn {
         };
         meta.insert(NEXT_AUDIT_KEY, (seq + 1).to_le_bytes().as_slice())?;
         record.seq = seq;
-        self.0.open_table(AUDIT)?.insert(seq, encode(record)?.as_slice())?;
+        self.0
+            .open_table(AUDIT)?
+            .insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }
 

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::common::client_side_sse::SseRetryPolicy;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
+use rmcp::transport::worker::WorkerQuitReason;
 use rmcp::{
     ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData as McpError, Peer, RoleClient,
     RoleServer, ServerHandler, ServiceError, ServiceExt,
@@ -30,6 +34,8 @@ use crate::service::Identity;
 
 /// Longest time spent finding or becoming an owner before a call fails.
 const ELECTION_LIMIT: Duration = Duration::from_secs(20);
+/// Time left to the stdio session to write its last results after a shutdown signal.
+const STDOUT_FLUSH_GRACE: Duration = Duration::from_millis(250);
 /// Longest MCP handshake with an owner.
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -63,6 +69,16 @@ impl ClientHandler for Relay {
                 debug!(error = %err, "progress notification not relayed");
             }
         }
+    }
+}
+
+/// SSE retry policy that never resumes a broken stream.
+#[derive(Debug)]
+struct NoResume;
+
+impl SseRetryPolicy for NoResume {
+    fn retry(&self, _attempt: usize) -> Option<Duration> {
+        None
     }
 }
 
@@ -235,9 +251,12 @@ impl StdioProxy {
                 http::HeaderValue::from_str(client_id)?,
             );
         }
-        let transport_config = StreamableHttpClientTransportConfig::with_uri(url)
+        let mut transport_config = StreamableHttpClientTransportConfig::with_uri(url)
             .auth_header(self.inner.token.clone())
             .custom_headers(headers);
+        // A broken stream means the owner is gone: resuming it would wait for a process that
+        // no longer exists, so the call fails at once and the next one elects a new owner.
+        transport_config.retry_config = Arc::new(NoResume);
         let transport = StreamableHttpClientTransport::from_config(transport_config);
         // A session (protocol 2025-11-25) keeps the client's identity on the owner between calls.
         let handshake = self
@@ -338,6 +357,33 @@ impl StdioProxy {
     }
 }
 
+/// Returns whether a forwarding failure happened before the call reached the owner: the
+/// connection to the owner could not be made at all.
+fn never_delivered(err: &ServiceError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect)
+        {
+            return true;
+        }
+        // rmcp's HTTP error wraps the reqwest error without exposing it as a source.
+        type HttpError = StreamableHttpError<reqwest::Error>;
+        let http = current.downcast_ref::<HttpError>().or_else(|| {
+            match current.downcast_ref::<WorkerQuitReason<HttpError>>() {
+                Some(WorkerQuitReason::Fatal { error, .. }) => Some(error),
+                _ => None,
+            }
+        });
+        if let Some(StreamableHttpError::Client(client)) = http {
+            return client.is_connect();
+        }
+        source = current.source();
+    }
+    false
+}
+
 fn failure(code: ErrorCode, message: String) -> CallToolResult {
     CallToolResult::structured_error(
         json!({"error": message, "code": code.as_str(), "details": {}}),
@@ -367,27 +413,47 @@ impl ServerHandler for StdioProxy {
             Err(err) => return Ok(unavailable(&err).into()),
         };
         let remembered = request.clone();
-        let result = match link.as_ref() {
-            Link::Owner { server, .. } => return server.call_tool(request, context).await,
-            Link::Remote { client, url } => {
-                match self.forward_call(client, request, &context).await {
-                    Ok(result) => result,
-                    Err(Forwarded::Protocol(err)) => return Err(err),
-                    Err(Forwarded::Cancelled) => {
-                        return Err(McpError::internal_error("cancelled", None));
-                    }
-                    Err(Forwarded::Lost(err)) => {
-                        warn!(url, tool = %remembered.name, error = %err, "lost the owner during a call");
-                        self.forget(&link).await;
-                        failure(
-                            ErrorCode::CallInterrupted,
-                            format!(
-                                "the process that owns the database stopped during this {} call, so it may or may \
+        let mut link = link;
+        let mut retried = false;
+        let result = loop {
+            let outcome = match link.as_ref() {
+                Link::Owner { server, .. } => return server.call_tool(request, context).await,
+                Link::Remote { client, .. } => {
+                    self.forward_call(client, request.clone(), &context).await
+                }
+            };
+            match outcome {
+                Ok(result) => break result,
+                Err(Forwarded::Protocol(err)) => return Err(err),
+                Err(Forwarded::Cancelled) => {
+                    return Err(McpError::internal_error("cancelled", None));
+                }
+                Err(Forwarded::Lost(err)) if never_delivered(&err) && !retried => {
+                    // The owner was gone before the call reached it, so the call is sent again
+                    // to whichever process owns the folder now.
+                    info!(tool = %remembered.name, error = %err, "owner gone before the call was delivered; electing a new one");
+                    self.forget(&link).await;
+                    retried = true;
+                    link = match self.link().await {
+                        Ok(link) => link,
+                        Err(err) => return Ok(unavailable(&err).into()),
+                    };
+                }
+                Err(Forwarded::Lost(err)) => {
+                    let url = match link.as_ref() {
+                        Link::Remote { url, .. } => url.as_str(),
+                        Link::Owner { .. } => "",
+                    };
+                    warn!(url, tool = %remembered.name, error = %err, "lost the owner during a call");
+                    self.forget(&link).await;
+                    break failure(
+                        ErrorCode::CallInterrupted,
+                        format!(
+                            "the process that owns the database stopped during this {} call, so it may or may \
                              not have been applied; read the current state and retry",
-                                remembered.name
-                            ),
-                        )
-                    }
+                            remembered.name
+                        ),
+                    );
                 }
             }
         };
@@ -455,6 +521,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 service.begin_shutdown();
                 let _ = tokio::time::timeout(Duration::from_secs(30), service.drained()).await;
             }
+            // NOTE: rmcp writes a result to stdout after the handler returns and offers no
+            // way to wait for that write, so the session gets a short grace period to flush
+            // the last results before it is cancelled.
+            tokio::time::sleep(STDOUT_FLUSH_GRACE).await;
             cancel.cancel();
         }
     }

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -43,10 +44,12 @@ pub struct HttpOptions {
 }
 
 struct GuardState {
+    posts: Arc<InFlight>,
     loopback: bool,
     token: Option<String>,
     require_token: bool,
     max_sessions: usize,
+    max_body_bytes: usize,
     sessions: Arc<LocalSessionManager>,
 }
 
@@ -56,6 +59,43 @@ pub struct HttpEndpoint {
     app: axum::Router,
     sessions_stop: CancellationToken,
     service: Service,
+    posts: Arc<InFlight>,
+}
+
+/// Count of POST requests whose responses are not yet fully sent.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl HttpEndpoint {
@@ -87,11 +127,14 @@ impl HttpEndpoint {
             Arc::clone(&sessions),
             config,
         );
+        let posts = Arc::new(InFlight::default());
         let state = Arc::new(GuardState {
+            posts: Arc::clone(&posts),
             loopback,
             token: options.token.clone(),
             require_token: options.require_token || !loopback,
             max_sessions: options.max_sessions,
+            max_body_bytes: options.max_body_bytes,
             sessions,
         });
         let app = axum::Router::new()
@@ -111,6 +154,7 @@ impl HttpEndpoint {
             app,
             sessions_stop,
             service,
+            posts,
         })
     }
 
@@ -130,6 +174,7 @@ impl HttpEndpoint {
             app,
             sessions_stop,
             service,
+            posts,
         } = self;
         let addr = listener.local_addr()?;
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
@@ -139,10 +184,13 @@ impl HttpEndpoint {
                 shutdown.await;
                 info!(%addr, "HTTP server stopping: ending long-polls and finishing calls in progress");
                 service.begin_shutdown();
-                if tokio::time::timeout(DRAIN_LIMIT, service.drained())
-                    .await
-                    .is_err()
-                {
+                let answered = async {
+                    service.drained().await;
+                    // A call's result is sent after its handler returns, so the server also
+                    // waits until every POST response has been written.
+                    posts.idle().await;
+                };
+                if tokio::time::timeout(DRAIN_LIMIT, answered).await.is_err() {
                     warn!(%addr, "calls still in progress after {DRAIN_LIMIT:?}; closing anyway");
                 }
                 // Session streams never end by themselves, so they are closed once every
@@ -219,7 +267,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// Checks Host, Origin, token and the session cap before a request reaches a route.
+/// Checks Host, Origin, token and the session cap before a request reaches a route, and
+/// counts POST requests until their responses are sent.
 async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
     if state.loopback {
@@ -259,33 +308,68 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
         warn!(reason, "request rejected: authentication failed");
         return reject(
             StatusCode::UNAUTHORIZED,
-            "a bearer token is required: send Authorization: Bearer <token> (the token file is in the data folder)",
+            "a bearer token is required: send Authorization: Bearer <token> (the token file is \
+             in the data folder)",
         );
     }
-    let opens_session =
-        request.method() == axum::http::Method::POST && !headers.contains_key("mcp-session-id");
-    if opens_session && state.sessions.sessions.read().await.len() >= state.max_sessions {
-        warn!(
-            max_sessions = state.max_sessions,
-            "request rejected: session limit reached"
-        );
-        return reject(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many MCP sessions are open; close one or retry later",
-        );
-    }
-    if authenticated {
-        let forwarded = headers
+    let forwarded = match authenticated {
+        true => headers
             .get(CLIENT_ID_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Some(client_id) = forwarded {
-            request
-                .extensions_mut()
-                .insert(ForwardedClientId(client_id));
+            .map(str::to_owned),
+        false => None,
+    };
+    let is_post = request.method() == axum::http::Method::POST;
+    let has_session = headers.contains_key("mcp-session-id");
+
+    if is_post && !has_session && state.sessions.sessions.read().await.len() >= state.max_sessions {
+        // Only an initialize request opens a session, so the body is read to tell; other
+        // requests, stateless ones included, pass.
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
+            return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        };
+        if is_initialize(&bytes) {
+            warn!(
+                max_sessions = state.max_sessions,
+                "request rejected: session limit reached"
+            );
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many MCP sessions are open; close one or retry later",
+            );
         }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
-    next.run(request).await
+    if let Some(client_id) = forwarded {
+        request
+            .extensions_mut()
+            .insert(ForwardedClientId(client_id));
+    }
+    if !is_post {
+        return next.run(request).await;
+    }
+
+    let in_flight = state.posts.enter();
+    let (parts, body) = next.run(request).await.into_parts();
+    let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let _counted_until_sent = &in_flight;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+/// Returns whether a JSON-RPC body is an `initialize` request, alone or in a batch.
+fn is_initialize(body: &[u8]) -> bool {
+    let Ok(message) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let single =
+        |m: &serde_json::Value| m.get("method").and_then(|v| v.as_str()) == Some("initialize");
+    match &message {
+        serde_json::Value::Array(batch) => batch.iter().any(single),
+        other => single(other),
+    }
 }
 
 #[cfg(test)]
