@@ -19,7 +19,14 @@ use brainstorm::transport::owner;
 /// Coordination service for AI agents over MCP: projects, messages and shared resources
 /// with etag locking, stored in one redb database file.
 #[derive(Parser)]
-#[command(name = "brainstorm", version, about, long_about = None)]
+#[command(
+    name = "brainstorm",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment: BRAINSTORM_CLIENT_ID (stdio) replaces the client id derived from the \
+                  working directory, 1 to 256 characters."
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -35,11 +42,12 @@ struct Settings {
 
     /// Largest resource content or message payload accepted, in bytes.
     #[arg(long, global = true, env = "BRAINSTORM_MAX_PAYLOAD_SIZE", value_name = "BYTES",
-          default_value_t = Config::DEFAULT_MAX_PAYLOAD_SIZE)]
+          default_value_t = Config::DEFAULT_MAX_PAYLOAD_SIZE, value_parser = at_least_one)]
     max_payload_size: usize,
 
     /// Time an unread message is kept before it expires, in seconds.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = Config::DEFAULT_MESSAGE_TTL_SECS)]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = Config::DEFAULT_MESSAGE_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     message_ttl: u64,
 
     /// Long-poll duration when a call sets wait without timeout_seconds, in seconds.
@@ -56,11 +64,11 @@ struct Settings {
     progress_interval: u64,
 
     /// Concurrent long-polls allowed per inbox, resource or project.
-    #[arg(long, global = true, value_name = "COUNT", default_value_t = 100)]
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 100, value_parser = at_least_one)]
     max_waiters: usize,
 
     /// Concurrent long-polls allowed in the whole process.
-    #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000)]
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000, value_parser = at_least_one)]
     max_long_polls: usize,
 
     /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn".
@@ -115,6 +123,15 @@ struct ServeArgs {
     max_sessions: usize,
 }
 
+/// Parses a count or size that must be at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(value) => Ok(value),
+        Err(err) => Err(format!("not a whole number: {err}")),
+    }
+}
+
 fn init_logging(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|err| {
         eprintln!("brainstorm: invalid --log filter {filter:?} ({err}); using \"info\"");
@@ -136,7 +153,14 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     let mut config = Config::new(data_dir);
     config.max_payload_size = settings.max_payload_size;
     config.message_ttl = Duration::from_secs(settings.message_ttl);
-    config.default_wait = Duration::from_secs(settings.wait_default.min(settings.wait_max));
+    if settings.wait_default > settings.wait_max {
+        anyhow::bail!(
+            "--wait-default {} is longer than --wait-max {}; lower the default or raise the maximum",
+            settings.wait_default,
+            settings.wait_max
+        );
+    }
+    config.default_wait = Duration::from_secs(settings.wait_default);
     config.max_wait = Duration::from_secs(settings.wait_max);
     config.progress_interval = Duration::from_secs(settings.progress_interval);
     config.max_waiters = settings.max_waiters;

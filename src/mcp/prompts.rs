@@ -71,7 +71,11 @@ const PROMPTS: &[Spec] = &[
     Spec {
         name: "status",
         description: "Show your projects, roles and unread messages",
-        arguments: &[],
+        arguments: &[(
+            "working_directory",
+            "Your working folder; needed where the transport keeps no session",
+            false,
+        )],
     },
     Spec {
         name: "leave",
@@ -220,7 +224,7 @@ pub fn render(
                 "Your projects, roles and unread counts. Call receive_messages in each project with unread messages.\n\n{}",
                 pretty(&service.client_projects(identity)?)
             ),
-            None => "No session yet: call status {working_directory} with the absolute path of your working folder, then ask for this prompt again.".to_owned(),
+            None => "No session yet: call status {working_directory} with the absolute path of your working folder and ask for this prompt again, or pass working_directory to this prompt.".to_owned(),
         },
         "leave" => format!(
             "Leave {p}.\n1. receive_messages first if you want to read what is waiting: leaving archives unread messages.\n\

@@ -95,7 +95,9 @@ impl BrainstormServer {
         session.clone().ok_or_else(|| {
             ServiceError::new(
                 ErrorCode::SessionNotInitialized,
-                "no session: call status with your working_directory first, or pass working_directory with this call",
+                "no session: call status with your working_directory first, or pass working_directory \
+                 with this call (clients of MCP 2026-07-28 over HTTP keep no session, so they pass it \
+                 with every call)",
             )
         })
     }
@@ -257,14 +259,23 @@ impl ServerHandler for BrainstormServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let arguments = request.arguments.unwrap_or_default();
-        let session = self
-            .session
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone();
+        let given = arguments.get("working_directory").and_then(Value::as_str);
+        let session = match given {
+            Some(path) => {
+                let override_id = self.client_id_override(&context);
+                let identity = Identity::resolve(path, override_id.as_deref())
+                    .map_err(|err| McpError::invalid_params(err.message, None))?;
+                Some(identity)
+            }
+            None => self
+                .session
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clone(),
+        };
         let service = self.service.clone();
         let name = request.name.clone();
         let rendered = service

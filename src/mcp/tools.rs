@@ -74,7 +74,7 @@ fn entries() -> Vec<Entry> {
     vec![
         entry(
             "status",
-            "Start a session: call this first with the absolute path of your working folder. Returns this client's projects with your role, unread message count and online state. Counting unread messages consumes none.",
+            "Start a session: call this first with the absolute path of your working folder. Returns this client's projects with your role, unread message count and online state. Counting unread messages consumes none. Over HTTP with MCP 2026-07-28 there is no session: pass working_directory with every call instead.",
             Anonymously,
             false,
             schema::<StatusRequest>,

@@ -28,13 +28,18 @@ impl Identity {
         client_id_override: Option<&str>,
     ) -> ServiceResult<Self> {
         check_working_directory(working_directory)?;
+        // A trailing slash names the same folder, so it must not give a second identity.
+        let folder = match working_directory.strip_suffix('/') {
+            Some(trimmed) if !trimmed.is_empty() => trimmed,
+            _ => working_directory,
+        };
         let client_id = match client_id_override {
             Some(id) => id.to_owned(),
-            None => client_id_for_path(working_directory),
+            None => client_id_for_path(folder),
         };
         Ok(Identity {
             client_id,
-            working_directory: working_directory.to_owned(),
+            working_directory: folder.to_owned(),
         })
     }
 }

@@ -24,6 +24,9 @@ const COORDINATOR_ROLE: &str = "You coordinate this project: you accept or rejec
 const CONTRIBUTOR_ROLE: &str = "You contribute to this project: send work to the coordinator \
     with a message of type handoff (reply_expected: true) and wait for its answer.";
 
+const NO_COORDINATOR_ROLE: &str = "You contribute to this project. It has no coordinator, so \
+    handoffs cannot be accepted; work with the other members through messages and resources.";
+
 fn role_of(project: &ProjectRecord, agent_name: &str) -> &'static str {
     match &project.coordinator {
         Some(coordinator) if same_agent(coordinator, agent_name) => "coordinator",
@@ -121,7 +124,11 @@ impl Service {
             "agent_name": member.agent_name,
             "agent_id": member.agent_id,
             "role": role,
-            "role_description": if role == "coordinator" { COORDINATOR_ROLE } else { CONTRIBUTOR_ROLE },
+            "role_description": match (role, &project.coordinator) {
+                ("coordinator", _) => COORDINATOR_ROLE,
+                (_, Some(_)) => CONTRIBUTOR_ROLE,
+                (_, None) => NO_COORDINATOR_ROLE,
+            },
             "joined_at": format_ms(member.joined_at_ms),
         }))
     }
@@ -131,8 +138,8 @@ impl Service {
     pub fn leave_project(&self, request: &ProjectAgentRequest) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
-        let archived = self.write(|tx| {
-            let (project, member) =
+        let (archived, coordinator) = self.write(|tx| {
+            let (mut project, member) =
                 project_and_member(tx, &request.project_id, &request.agent_name)?;
             let unread: Vec<u64> = tx
                 .inbox(&project.project_id, &member.agent_name, i64::MIN)?
@@ -144,7 +151,18 @@ impl Service {
             if let Some(client_id) = &member.client_id {
                 tx.delete_membership(client_id, &project.project_id)?;
             }
-            Ok(unread.len())
+            // A departing coordinator hands the role to the longest-standing member, so that
+            // handoffs keep working; with nobody left the project has no coordinator.
+            let leaves_role = role_of(&project, &member.agent_name) == "coordinator";
+            if leaves_role {
+                let successor = tx
+                    .members(&project.project_id)?
+                    .into_iter()
+                    .min_by_key(|m| m.joined_at_ms);
+                project.coordinator = successor.map(|m| m.agent_name);
+                tx.put_project(&project)?;
+            }
+            Ok((unread.len(), project.coordinator))
         })?;
         info!(project_id = %request.project_id, agent = %request.agent_name, archived, "agent left");
         self.waiters.notify(&WaitKey::project(&request.project_id));
@@ -153,6 +171,7 @@ impl Service {
             "project_id": request.project_id,
             "agent_name": request.agent_name,
             "archived_messages": archived,
+            "coordinator": coordinator,
         }))
     }
 

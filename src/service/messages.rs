@@ -5,7 +5,7 @@ use tracing::{debug, info};
 
 use super::longpoll::WaitOutcome;
 use super::requests::*;
-use super::validate::{check_id, check_json_depth};
+use super::validate::{MAX_NAME_LENGTH, check_id, check_json_depth, check_optional_text};
 use super::{
     Service, WaitControl, WaitKey, page, project_and_member, require_member, require_project,
     same_agent, views,
@@ -134,13 +134,18 @@ impl Service {
         if let Target::Direct(to) = target {
             check_id("to_agent", to)?;
         }
+        let trace_id = request
+            .metadata
+            .as_ref()
+            .and_then(|m| m.trace_id.as_deref());
+        check_optional_text("metadata.trace_id", trace_id, MAX_NAME_LENGTH)?;
         check_json_depth("payload", &request.payload)?;
         let payload_json = request.payload.to_string();
         if payload_json.len() > self.config.max_payload_size {
             return Err(ServiceError::new(
                 ErrorCode::ResourceTooLarge,
                 format!(
-                    "payload is {} bytes; the maximum is {} bytes. Store large data as a resource and send its id",
+                    "payload is {} bytes; the maximum is {} bytes. Send a short message that names a resource holding the data",
                     payload_json.len(),
                     self.config.max_payload_size
                 ),

@@ -181,12 +181,15 @@ fn require_member(
     agent_name: &str,
 ) -> ServiceResult<MemberRecord> {
     member.ok_or_else(|| {
+        let advice = match code {
+            ErrorCode::RecipientNotFound | ErrorCode::ToAgentNotFound => {
+                "check the name with get_project_info"
+            }
+            _ => "join_project first, or check the name with get_project_info",
+        };
         ServiceError::new(
             code,
-            format!(
-                "agent {agent_name:?} is not a member of project {project_id:?}; join_project first, \
-                 or check the name with get_project_info"
-            ),
+            format!("agent {agent_name:?} is not a member of project {project_id:?}; {advice}"),
         )
         .with("project_id", project_id)
         .with("agent_name", agent_name)

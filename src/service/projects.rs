@@ -7,7 +7,9 @@ use tracing::info;
 
 use super::longpoll::WaitOutcome;
 use super::requests::*;
-use super::validate::{check_id, check_json_depth};
+use super::validate::{
+    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_optional_text, check_text, object_json,
+};
 use super::{
     Identity, Service, WaitControl, WaitKey, members, page, project_and_member, require_member,
     require_project, same_agent, views,
@@ -28,12 +30,14 @@ impl Service {
         if let Some(creator) = &request.created_by {
             check_id("created_by", creator)?;
         }
+        check_text("name", &request.name, MAX_NAME_LENGTH, true)?;
+        check_optional_text(
+            "description",
+            request.description.as_deref(),
+            MAX_TEXT_LENGTH,
+        )?;
         let context_json = match &request.context {
-            Some(context) => {
-                let value = Value::Object(context.clone());
-                check_json_depth("context", &value)?;
-                Some(value.to_string())
-            }
+            Some(context) => Some(object_json("context", context)?),
             None => None,
         };
         let now = now_ms();
@@ -159,8 +163,9 @@ impl Service {
                 return Err(ServiceError::new(
                     ErrorCode::NotCoordinator,
                     format!(
-                        "agent {:?} is not the coordinator of project {project_id:?} (the coordinator is {:?}); only the coordinator can hand over",
-                        from.agent_name, project.coordinator
+                        "agent {:?} is not the coordinator of project {project_id:?} (the coordinator is {}); only the coordinator can hand over",
+                        from.agent_name,
+                        project.coordinator.as_deref().map_or("nobody".to_owned(), |c| format!("{c:?}"))
                     ),
                 )
                 .with("project_id", project_id)
@@ -186,6 +191,7 @@ impl Service {
     pub fn archive_project(&self, request: &ArchiveProjectRequest) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
+        check_optional_text("reason", request.reason.as_deref(), MAX_TEXT_LENGTH)?;
         let project = self.write(|tx| {
             let (mut project, member) =
                 project_and_member(tx, &request.project_id, &request.agent_name)?;

@@ -8,7 +8,10 @@ use super::longpoll::WaitOutcome;
 use super::projects::finish_wait;
 use super::requests::*;
 use super::source_path::read_source;
-use super::validate::{check_id, check_json_depth, check_json_text};
+use super::validate::{
+    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_json_depth, check_json_text,
+    check_optional_text, check_text, object_json,
+};
 use super::{Service, WaitControl, WaitKey, page, project_and_member, same_agent, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::{
@@ -44,10 +47,14 @@ fn not_found(project_id: &str, resource_id: &str) -> ServiceError {
 }
 
 fn denied(code: ErrorCode, verb: &str, agent: &str, manifest: &ManifestRecord) -> ServiceError {
+    let advice = match code {
+        ErrorCode::DeletePermissionDenied => "only its creator may delete it",
+        _ => "ask its creator to add you to its permissions",
+    };
     ServiceError::new(
         code,
         format!(
-            "agent {agent:?} may not {verb} resource {:?}; ask its creator to grant access",
+            "agent {agent:?} may not {verb} resource {:?}; {advice}",
             manifest.resource_id
         ),
     )
@@ -164,11 +171,12 @@ fn check_etag(existing: &ManifestRecord, etag: Option<&str>) -> ServiceResult<()
         Some(_) => Err(ServiceError::new(
             ErrorCode::EtagMismatch,
             format!(
-                "resource {:?} changed since you read it; get_resource again, reapply your change, and retry with the new etag",
+                "the etag does not match the current version of resource {:?} (it changed since it was read, or the etag is wrong); get_resource again, reapply your change, and retry with the new etag",
                 existing.resource_id
             ),
         )
-        .with("resource_id", existing.resource_id.as_str())),
+        .with("resource_id", existing.resource_id.as_str())
+        .with("project_id", existing.project_id.as_str())),
     }
 }
 
@@ -195,12 +203,20 @@ impl Service {
                 format!("if_none_match must be \"*\" (create only), got {condition:?}"),
             ));
         }
+        check_text("name", &request.name, MAX_NAME_LENGTH, true)?;
+        check_optional_text(
+            "description",
+            request.description.as_deref(),
+            MAX_TEXT_LENGTH,
+        )?;
+        check_optional_text("mime_type", request.mime_type.as_deref(), MAX_NAME_LENGTH)?;
+        check_optional_text(
+            "source_path",
+            request.source_path.as_deref(),
+            MAX_TEXT_LENGTH,
+        )?;
         let metadata_json = match &request.metadata {
-            Some(metadata) => {
-                let value = Value::Object(metadata.clone());
-                check_json_depth("metadata", &value)?;
-                Some(value.to_string())
-            }
+            Some(metadata) => Some(object_json("metadata", metadata)?),
             None => None,
         };
         let content = content_text(request, self.config.max_payload_size)?;
@@ -338,7 +354,7 @@ impl Service {
             if !same_agent(&manifest.creator, &member.agent_name) {
                 return Err(denied(
                     ErrorCode::DeletePermissionDenied,
-                    "delete (only its creator may)",
+                    "delete",
                     &member.agent_name,
                     &manifest,
                 ));
@@ -374,7 +390,7 @@ fn create(
         return Err(ServiceError::new(
             ErrorCode::EtagMismatch,
             format!(
-                "resource {:?} does not exist (it was deleted since you read it); create it without an etag",
+                "resource {:?} does not exist, so no etag can match (it may have been deleted since it was read); create it without an etag",
                 request.resource_id
             ),
         )

@@ -6,6 +6,70 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 
 /// Maximum identifier length, in characters.
 pub const MAX_ID_LENGTH: usize = 256;
+/// Maximum length of a name (of a project or resource), a MIME type or a trace id, in
+/// characters.
+pub const MAX_NAME_LENGTH: usize = 256;
+/// Maximum length of a description, a reason or a path, in characters.
+pub const MAX_TEXT_LENGTH: usize = 4096;
+/// Maximum size of a JSON object argument (project context, metadata), in bytes of JSON text.
+pub const MAX_OBJECT_BYTES: usize = 65_536;
+
+/// Checks the length of a text argument; `required` also rejects an empty or blank one.
+pub fn check_text(
+    argument: &str,
+    value: &str,
+    max_chars: usize,
+    required: bool,
+) -> ServiceResult<()> {
+    if required && value.trim().is_empty() {
+        return Err(ServiceError::invalid_parameter(
+            argument,
+            format!("{argument} must not be empty"),
+        ));
+    }
+    let length = value.chars().count();
+    if length > max_chars {
+        return Err(ServiceError::invalid_parameter(
+            argument,
+            format!("{argument} is {length} characters long; the maximum is {max_chars}"),
+        )
+        .with("max_length", max_chars));
+    }
+    Ok(())
+}
+
+/// Checks an optional text argument's length.
+pub fn check_optional_text(
+    argument: &str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> ServiceResult<()> {
+    value.map_or(Ok(()), |value| {
+        check_text(argument, value, max_chars, false)
+    })
+}
+
+/// Checks a JSON object argument's depth and size, and returns it as JSON text.
+pub fn object_json(
+    argument: &str,
+    object: &serde_json::Map<String, Value>,
+) -> ServiceResult<String> {
+    let value = Value::Object(object.clone());
+    check_json_depth(argument, &value)?;
+    let text = value.to_string();
+    if text.len() > MAX_OBJECT_BYTES {
+        return Err(ServiceError::invalid_parameter(
+            argument,
+            format!(
+                "{argument} is {} bytes of JSON; the maximum is {MAX_OBJECT_BYTES}",
+                text.len()
+            ),
+        )
+        .with("max_bytes", MAX_OBJECT_BYTES));
+    }
+    Ok(text)
+}
+
 /// Deepest JSON nesting accepted in content, payloads and objects.
 pub const MAX_JSON_DEPTH: usize = 100;
 

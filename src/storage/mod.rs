@@ -41,6 +41,7 @@ impl Store {
             path: path.into(),
             source,
         })?;
+        restrict_to_owner(path);
         let outcome = schema::migrate(&db)?;
         info!(path = %path.display(), from = outcome.from, to = outcome.to, "database opened");
         Ok(Store {
@@ -77,5 +78,19 @@ impl Store {
         let value = work(&txn)?;
         txn.commit()?;
         Ok(value)
+    }
+}
+
+/// Makes the database file readable and writable by its owner only: it holds every message
+/// and resource.
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        if let Err(err) = std::fs::set_permissions(path, private) {
+            let path = path.display();
+            tracing::warn!(%path, error = %err, "cannot restrict the database file to its owner");
+        }
     }
 }
