@@ -510,7 +510,7 @@ impl ServerHandler for StdioProxy {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let proxy = StdioProxy::new(config)?;
     proxy.connect().await?;
-    let running = proxy.clone().serve(rmcp::transport::stdio()).await?;
+    let running = proxy.clone().serve(super::lines::stdio()).await?;
     let cancel = running.cancellation_token();
     tokio::select! {
         reason = running.waiting() => info!(reason = ?reason?, "stdio session ended"),

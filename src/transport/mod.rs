@@ -3,6 +3,7 @@
 
 pub mod forward;
 pub mod http;
+pub mod lines;
 pub mod owner;
 
 /// Resolves when the process receives SIGINT or SIGTERM.

@@ -159,3 +159,56 @@ async fn database_file_is_private() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn stdio_answers_unparsable_lines() -> Result<()> {
+    use anyhow::Context;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let sandbox = Sandbox::new()?;
+    let mut child =
+        crate::common::server_command(&sandbox, &ServerOptions::default(), &["stdio"]).spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"status","arguments":{{"working_directory":{deep}}}}}}}"#
+        ),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list""#.to_owned(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "version", "arguments": {}}})
+        .to_string(),
+    ];
+    let mut replies = Vec::new();
+    for request in &requests {
+        stdin.write_all(format!("{request}\n").as_bytes()).await?;
+        if request.contains("\"id\"") {
+            let line = tokio::time::timeout(crate::common::CALL_LIMIT, lines.next_line())
+                .await??
+                .context("stdout closed early")?;
+            replies.push(serde_json::from_str::<serde_json::Value>(&line)?);
+        }
+    }
+    drop(stdin);
+
+    assert_eq!(replies[1]["id"], 2);
+    assert_eq!(replies[1]["result"]["isError"], true, "{}", replies[1]);
+    assert_eq!(
+        replies[1]["result"]["structuredContent"]["code"],
+        "JSON_TOO_DEEP"
+    );
+    assert_eq!(replies[2]["id"], 3);
+    assert_eq!(replies[2]["error"]["code"], -32700, "{}", replies[2]);
+    assert_eq!(replies[3]["id"], 4);
+    assert_eq!(
+        replies[3]["result"]["structuredContent"]["name"],
+        "brainstorm"
+    );
+    Ok(())
+}
