@@ -6,7 +6,7 @@ mod result;
 mod server;
 mod tools;
 
-pub use server::{BrainstormServer, ForwardedClientId};
+pub use server::{Authenticated, BrainstormServer, ForwardedClientId};
 
 /// Returns every tool with its schema.
 pub fn tool_list() -> Vec<rmcp::model::Tool> {

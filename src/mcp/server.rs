@@ -12,6 +12,10 @@ use tracing::{debug, info};
 use super::args::{parse, take_string};
 use super::prompts;
 
+/// Marks a request that carried the data folder's token, set by the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
+
 /// Client id that a forwarding `brainstorm stdio` process passed for its client, set by the
 /// HTTP layer on requests that carry the token.
 #[derive(Debug, Clone)]
@@ -19,7 +23,7 @@ pub struct ForwardedClientId(pub String);
 use super::result::tool_result;
 use super::tools::{self, Acts};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
-use crate::service::{Identity, Service, WaitControl};
+use crate::service::{AuditContext, Identity, Service, WaitControl};
 
 const INSTRUCTIONS: &str = "brainstorm lets several agents work on shared projects. Call status \
     with your working directory first, then create_project or join_project. Exchange messages \
@@ -136,7 +140,42 @@ impl BrainstormServer {
             Some(Acts::AsAgent) => Some(self.identity(&mut arguments, context)?),
             _ => None,
         };
-        let service = &self.service;
+        let audited;
+        let service = match tools::mutates(name) {
+            true => {
+                audited = self
+                    .service
+                    .audited(audit_context(name, &arguments, identity.as_ref()));
+                &audited
+            }
+            false => &self.service,
+        };
+        let outcome = self
+            .run_tool(service, name, arguments, identity, context)
+            .await;
+        if let Err(err) = &outcome {
+            if tools::mutates(name) {
+                let code = err.code;
+                let audited = service.clone();
+                let _ = service
+                    .blocking(move |_| {
+                        audited.record_failure(code);
+                        Ok(())
+                    })
+                    .await;
+            }
+        }
+        outcome
+    }
+
+    async fn run_tool(
+        &self,
+        service: &Service,
+        name: &str,
+        arguments: Map<String, Value>,
+        identity: Option<Identity>,
+        context: &RequestContext<RoleServer>,
+    ) -> ServiceResult<Value> {
         macro_rules! blocking {
             (|$service:ident, $request:ident| $call:expr) => {{
                 let $request = parse(arguments)?;
@@ -186,10 +225,56 @@ impl BrainstormServer {
             "delete_project" => blocking!(|s, request| s.delete_project(&request)),
             "leave_project" => blocking!(|s, request| s.leave_project(&request)),
             "archive_project" => blocking!(|s, request| s.archive_project(&request)),
+            "resource_history" => blocking!(|s, request| s.resource_history(&request)),
+            "update_resource" => blocking!(|s, request| s.update_resource(&request)),
+            "append_log" => blocking!(|s, request| s.append_log(&request)),
+            "read_log" => {
+                service
+                    .read_log(parse(arguments)?, &wait_control(context))
+                    .await
+            }
+            "audit_log" => {
+                let operator = is_operator(context);
+                blocking!(|s, request| s.audit_log(&request, operator))
+            }
             _ => Err(ServiceError::internal(format!(
                 "tool {name} is listed but has no handler"
             ))),
         }
+    }
+}
+
+/// Returns whether the request carries the data folder's token, which makes its sender an
+/// operator.
+fn is_operator(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .is_some_and(|parts| parts.extensions.get::<Authenticated>().is_some())
+}
+
+/// Describes a call for its audit record, from its raw arguments.
+fn audit_context(
+    name: &str,
+    arguments: &Map<String, Value>,
+    identity: Option<&Identity>,
+) -> AuditContext {
+    let text = |key: &str| {
+        arguments
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    AuditContext {
+        client_id: identity.map(|identity| identity.client_id.clone()),
+        project_id: text("project_id"),
+        actor: text("agent_name")
+            .or_else(|| text("from_agent"))
+            .or_else(|| text("created_by")),
+        action: name.to_owned(),
+        target: text("resource_id")
+            .or_else(|| text("log_id"))
+            .or_else(|| text("to_agent")),
     }
 }
 

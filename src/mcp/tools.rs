@@ -21,7 +21,8 @@ const ETAG_LOOP: &str = "Concurrent writers are kept apart with etags: read with
     change the content, then store_resource with the etag you read. If it fails with \
     ETAG_MISMATCH another agent wrote first: read again, reapply your change to the new \
     content, and retry (wait a little longer after each conflict, with some randomness). \
-    Never retry with the same stale etag.";
+    Never retry with the same stale etag. For counters, JSON edits and appends, update_resource \
+    applies the change on the server with no conflict at all.";
 
 struct Entry {
     name: &'static str,
@@ -140,7 +141,7 @@ fn entries() -> Vec<Entry> {
         entry(
             "get_resource",
             &format!(
-                "Read a resource: {{manifest, content, etag}} from one consistent state. With wait: true, block until the resource exists. {ETAG_LOOP}"
+                "Read a resource: {{manifest, content, etag}} from one consistent state. if_none_match: <the etag you hold> returns {{not_modified: true, etag}} without content while it is unchanged; with wait: true it blocks until the resource changes (or is deleted: {{deleted: true}}). Without if_none_match, wait: true blocks until the resource exists. version: N reads a kept older version. {ETAG_LOOP}"
             ),
             AsAgent,
             true,
@@ -194,6 +195,41 @@ fn entries() -> Vec<Entry> {
             AsAgent,
             false,
             schema::<ArchiveProjectRequest>,
+        ),
+        entry(
+            "resource_history",
+            "List the kept versions of a document (the newest 20 by default): version, etag, author, time, size and content_hash. Read an older one with get_resource {version}.",
+            AsAgent,
+            true,
+            schema::<ResourceHistoryRequest>,
+        ),
+        entry(
+            "update_resource",
+            "Change a document on the server in one step, without the etag loop: increment a number (value, default 1; path for a number inside JSON), json_merge_patch (RFC 7396), json_patch (RFC 6902; a failed test gives PATCH_TEST_FAILED and changes nothing) or append (to a JSON array, or text). Concurrent updates never conflict. An etag makes it conditional. Returns the new etag, and the content with return_content: true.",
+            AsAgent,
+            false,
+            schema::<UpdateResourceRequest>,
+        ),
+        entry(
+            "append_log",
+            "Append an entry (any JSON) to an append-only log, creating the log on the first append. Concurrent appends never conflict and are never lost: each gets the next sequence number (seq) of the log.",
+            AsAgent,
+            false,
+            schema::<AppendLogRequest>,
+        ),
+        entry(
+            "read_log",
+            "Read log entries with seq after `after`, oldest first; pass the returned next_after to continue. With wait: true, block until a new entry is appended.",
+            AsAgent,
+            true,
+            schema::<ReadLogRequest>,
+        ),
+        entry(
+            "audit_log",
+            "Read the audit trail of a project: one record per mutating call with time, client, acting agent, tool, target and outcome (ok or the error code). Filter by actor; page with after.",
+            Anonymously,
+            true,
+            schema::<AuditLogRequest>,
         ),
     ]
 }
@@ -253,4 +289,24 @@ pub fn acts(name: &str) -> Option<Acts> {
         .iter()
         .find(|(tool, _)| *tool == name)
         .map(|(_, acts)| *acts)
+}
+
+/// Returns whether a tool changes the database, so that its calls are audited.
+pub fn mutates(name: &str) -> bool {
+    matches!(
+        name,
+        "create_project"
+            | "join_project"
+            | "send_message"
+            | "receive_messages"
+            | "store_resource"
+            | "update_resource"
+            | "append_log"
+            | "delete_resource"
+            | "heartbeat"
+            | "handover_coordinator"
+            | "delete_project"
+            | "leave_project"
+            | "archive_project"
+    )
 }

@@ -227,25 +227,37 @@ impl Service {
     /// Expired messages are purged, not returned. Returns `None` when there is nothing to read.
     fn take_messages(&self, request: &ReceiveMessagesRequest) -> ServiceResult<Option<Value>> {
         let (offset, limit) = page(request.offset, request.limit);
+        let include_read = request.include_read == Some(true);
         let now = now_ms();
-        let taken = self.write(|tx| {
+        let (taken, read_before) = self.write(|tx| {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let purged = tx.purge_expired(&request.project_id, &member.agent_name, now)?;
+            let agent = member.agent_name.as_str();
+            let purged = tx.purge_expired(&request.project_id, agent, now)?;
             if purged > 0 {
-                info!(project_id = %request.project_id, agent = %member.agent_name, purged, "expired messages purged");
+                info!(project_id = %request.project_id, agent, purged, "expired messages purged");
             }
+            // Read messages are collected before this call archives more, so that none is
+            // returned twice.
+            let read_before = match include_read {
+                true => Some(tx.read_messages(&request.project_id, agent, now)?),
+                false => None,
+            };
+            let unread = tx.inbox(&request.project_id, agent, now)?;
             let taken: Vec<(u64, MessageRecord)> =
-                tx.inbox(&request.project_id, &member.agent_name, now)?.into_iter().skip(offset).take(limit).collect();
+                unread.into_iter().skip(offset).take(limit).collect();
             let seqs: Vec<u64> = taken.iter().map(|(seq, _)| *seq).collect();
-            tx.archive_messages(&request.project_id, &member.agent_name, &seqs)?;
-            Ok(taken)
+            tx.archive_messages(&request.project_id, agent, &seqs)?;
+            Ok((taken, read_before))
         })?;
-        if taken.is_empty() {
+        if taken.is_empty() && request.wait == Some(true) {
             return Ok(None);
         }
-        Ok(Some(render_inbox(
-            taken.into_iter().map(|(_, message)| message).collect(),
-        )))
+        let mut result = render_inbox(taken.into_iter().map(|(_, message)| message).collect());
+        if let Some(read_before) = read_before {
+            let rendered: Vec<Value> = read_before.iter().map(views::message).collect();
+            result["read_messages"] = json!(rendered);
+        }
+        Ok(Some(result))
     }
 
     /// Returns whether the agent has unread messages past `offset`, without consuming any.

@@ -6,8 +6,10 @@
 //! blocking thread. Long-polls are the exception: they are async and hold no transaction while
 //! they wait.
 
+mod audit;
 pub mod etag;
 pub mod identity;
+mod logs;
 mod longpoll;
 mod members;
 mod messages;
@@ -16,6 +18,7 @@ mod projects;
 pub mod requests;
 mod resources;
 mod source_path;
+mod updates;
 pub mod validate;
 pub mod views;
 pub mod waiters;
@@ -32,6 +35,7 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::{MemberRecord, ProjectRecord};
 use crate::storage::{ReadTxn, StorageError, Store, WriteTxn};
 
+pub use audit::AuditContext;
 pub use identity::Identity;
 pub use longpoll::{Progress, WaitControl};
 pub use waiters::{WaitKey, Waiters};
@@ -43,6 +47,8 @@ pub struct Service {
     config: Arc<Config>,
     waiters: Arc<Waiters>,
     lifecycle: Arc<Lifecycle>,
+    /// The call this handle acts for, when its writes are audited.
+    audit: Option<Arc<AuditContext>>,
 }
 
 /// Shutdown state shared by every clone of a service.
@@ -84,6 +90,7 @@ impl Service {
             config: Arc::new(config),
             waiters,
             lifecycle: Arc::default(),
+            audit: None,
         }
     }
 
@@ -155,7 +162,13 @@ impl Service {
     }
 
     fn write<T>(&self, work: impl FnOnce(&WriteTxn) -> ServiceResult<T>) -> ServiceResult<T> {
-        self.store.write(work)
+        self.store.write(|tx| {
+            let value = work(tx)?;
+            if let Some(context) = &self.audit {
+                tx.push_audit(&mut context.record("ok"))?;
+            }
+            Ok(value)
+        })
     }
 }
 

@@ -145,6 +145,10 @@ pub struct ReceiveMessagesRequest {
     pub project_id: String,
     /// Agent whose inbox to read.
     pub agent_name: String,
+    /// Also return recently read messages that have not expired, in `read_messages`, so that
+    /// messages from a response that never arrived can be recovered.
+    #[serde(default)]
+    pub include_read: Option<bool>,
     /// Number of unread messages to skip; skipped ones stay unread (default 0).
     #[serde(default)]
     pub offset: Option<u64>,
@@ -221,7 +225,15 @@ pub struct GetResourceRequest {
     pub resource_id: String,
     /// Reading agent; must be a member with read permission.
     pub agent_name: String,
-    /// Block until the resource exists, up to timeout_seconds.
+    /// Etag you already hold: when the resource still has it, the result is
+    /// {not_modified: true, etag} without content. With wait, blocks until the etag changes.
+    #[serde(default)]
+    pub if_none_match: Option<String>,
+    /// Version number of an older version to read, while the history keeps it.
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// Block until the resource exists (or, with if_none_match, until it changes), up to
+    /// timeout_seconds.
     #[serde(default)]
     pub wait: Option<bool>,
     /// Maximum wait in seconds (default 50, capped at 3600).
@@ -303,4 +315,126 @@ pub struct ArchiveProjectRequest {
     /// Reason for archiving.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// Arguments of `resource_history`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceHistoryRequest {
+    /// Project of the resource.
+    pub project_id: String,
+    /// Document whose versions to list.
+    pub resource_id: String,
+    /// Reading agent; must be a member with read permission.
+    pub agent_name: String,
+}
+
+/// Atomic operations of `update_resource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Adds `value` (default 1) to the number that is the content, or that `path` points at.
+    Increment,
+    /// Applies `patch` as an RFC 7396 JSON merge patch.
+    JsonMergePatch,
+    /// Applies `patch`, an array of RFC 6902 operations; a failed `test` changes nothing.
+    JsonPatch,
+    /// Appends `value`: an element to a JSON array content, or text to other content.
+    Append,
+}
+
+/// Arguments of `update_resource`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResourceRequest {
+    /// Project of the resource.
+    pub project_id: String,
+    /// Document to update; it must exist.
+    pub resource_id: String,
+    /// Writing agent; must be a member with write permission.
+    pub agent_name: String,
+    /// "increment", "json_merge_patch", "json_patch" or "append".
+    pub operation: Operation,
+    /// increment: the number to add (default 1). append: the element or text to append.
+    #[serde(default)]
+    pub value: Option<Value>,
+    /// increment: JSON pointer to the number inside a JSON document, for example "/count".
+    #[serde(default)]
+    pub path: Option<String>,
+    /// json_merge_patch: the patch object. json_patch: the array of operations.
+    #[serde(default)]
+    pub patch: Option<Value>,
+    /// Optional etag: the update applies only while the resource still has it.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Also return the new content (default false).
+    #[serde(default)]
+    pub return_content: Option<bool>,
+}
+
+/// Arguments of `append_log`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppendLogRequest {
+    /// Project of the log.
+    pub project_id: String,
+    /// Log id: 1 to 256 characters of A-Z a-z 0-9 _ -. The first append creates the log.
+    pub log_id: String,
+    /// Appending agent; must be a member with write permission.
+    pub agent_name: String,
+    /// The entry: any JSON value.
+    pub entry: Value,
+    /// Human-readable name, used when the append creates the log (default: the log id).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Access lists, used when the append creates the log (default: every member reads and
+    /// appends).
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+}
+
+/// Arguments of `read_log`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadLogRequest {
+    /// Project of the log.
+    pub project_id: String,
+    /// Log to read.
+    pub log_id: String,
+    /// Reading agent; must be a member with read permission.
+    pub agent_name: String,
+    /// Return entries with a sequence number after this one (default 0: from the start).
+    #[serde(default)]
+    pub after: Option<u64>,
+    /// Maximum entries to return (default 100, maximum 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Block until an entry after `after` exists, up to timeout_seconds.
+    #[serde(default)]
+    pub wait: Option<bool>,
+    /// Maximum wait in seconds (default 50, capped at 3600).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Arguments of `audit_log`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogRequest {
+    /// Project whose audit records to return. Required unless the caller holds the token.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Reading agent; must be a member of the project. Required unless the caller holds the
+    /// token.
+    #[serde(default)]
+    pub agent_name: Option<String>,
+    /// Only records of calls that acted as this agent.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Return records with a sequence number after this one (default 0).
+    #[serde(default)]
+    pub after: Option<u64>,
+    /// Maximum records to return (default 100, maximum 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
 }

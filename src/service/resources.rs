@@ -29,15 +29,15 @@ fn listed(list: &[String], agent: &str) -> bool {
         .any(|entry| entry == ANY || same_agent(entry, agent))
 }
 
-fn can_read(manifest: &ManifestRecord, agent: &str) -> bool {
+pub(super) fn can_read(manifest: &ManifestRecord, agent: &str) -> bool {
     same_agent(&manifest.creator, agent) || listed(&manifest.read, agent)
 }
 
-fn can_write(manifest: &ManifestRecord, agent: &str) -> bool {
+pub(super) fn can_write(manifest: &ManifestRecord, agent: &str) -> bool {
     same_agent(&manifest.creator, agent) || listed(&manifest.write, agent)
 }
 
-fn not_found(project_id: &str, resource_id: &str) -> ServiceError {
+pub(super) fn not_found(project_id: &str, resource_id: &str) -> ServiceError {
     ServiceError::new(
         ErrorCode::ResourceNotFound,
         format!("resource {resource_id:?} does not exist in project {project_id:?}; list_resources shows the existing ones"),
@@ -46,7 +46,12 @@ fn not_found(project_id: &str, resource_id: &str) -> ServiceError {
     .with("resource_id", resource_id)
 }
 
-fn denied(code: ErrorCode, verb: &str, agent: &str, manifest: &ManifestRecord) -> ServiceError {
+pub(super) fn denied(
+    code: ErrorCode,
+    verb: &str,
+    agent: &str,
+    manifest: &ManifestRecord,
+) -> ServiceError {
     let advice = match code {
         ErrorCode::DeletePermissionDenied => "only its creator may delete it",
         _ => "ask its creator to add you to its permissions",
@@ -64,7 +69,7 @@ fn denied(code: ErrorCode, verb: &str, agent: &str, manifest: &ManifestRecord) -
 }
 
 /// Checks a permission list: each entry is "*" or an agent name.
-fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
+pub(super) fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
     const MAX_ENTRIES: usize = 256;
     if list.len() > MAX_ENTRIES {
         return Err(ServiceError::invalid_parameter(
@@ -83,7 +88,7 @@ fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
 
 /// Permissions of a new resource: readable by all and writable by its creator unless given.
 /// The creator is always added to the write list.
-fn initial_permissions(
+pub(super) fn initial_permissions(
     requested: Option<&Permissions>,
     creator: &str,
 ) -> (Vec<String>, Vec<String>) {
@@ -127,6 +132,36 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
     }
     check_json_text("content", &text)?;
     Ok(Some(text))
+}
+
+/// Outcome of reading a resource.
+enum Read {
+    Missing,
+    NotModified(String),
+    Found(Value),
+}
+
+/// Reads a kept older version of a document.
+fn read_version(tx: &ReadTxn, manifest: &ManifestRecord, version: u64) -> ServiceResult<Value> {
+    let kept = tx.history_version(&manifest.project_id, &manifest.resource_id, version)?;
+    let Some(kept) = kept else {
+        return Err(ServiceError::new(
+            ErrorCode::VersionNotFound,
+            format!(
+                "version {version} of resource {:?} is not kept (the current version is {}); \
+                 resource_history lists the kept ones",
+                manifest.resource_id, manifest.version
+            ),
+        )
+        .with("resource_id", manifest.resource_id.as_str())
+        .with("current_version", manifest.version));
+    };
+    Ok(json!({
+        "manifest": views::manifest(manifest),
+        "content": String::from_utf8_lossy(&kept.content),
+        "etag": kept.etag,
+        "version": views::history(&kept),
+    }))
 }
 
 /// Checks that a resource is of the kind a tool works on.
@@ -259,30 +294,65 @@ impl Service {
         Ok(result)
     }
 
-    fn read_resource(
-        &self,
-        tx: &ReadTxn,
-        request: &GetResourceRequest,
-    ) -> ServiceResult<Option<Value>> {
+    fn read_resource(&self, tx: &ReadTxn, request: &GetResourceRequest) -> ServiceResult<Read> {
         let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
         let Some(manifest) = tx.manifest(&request.project_id, &request.resource_id)? else {
-            return Ok(None);
+            return Ok(Read::Missing);
         };
         if !can_read(&manifest, &member.agent_name) {
+            let agent = &member.agent_name;
             return Err(denied(
                 ErrorCode::ReadPermissionDenied,
                 "read",
-                &member.agent_name,
+                agent,
                 &manifest,
             ));
+        }
+        check_kind(&manifest, ResourceKind::Document, "get_resource")?;
+        if let Some(version) = request.version.filter(|v| *v != manifest.version) {
+            return read_version(tx, &manifest, version).map(Read::Found);
+        }
+        if request.if_none_match.as_deref() == Some(manifest.etag.as_str()) {
+            return Ok(Read::NotModified(manifest.etag));
         }
         let bytes = tx
             .content(&request.project_id, &request.resource_id)?
             .unwrap_or_default();
         let content = String::from_utf8_lossy(&bytes).into_owned();
-        Ok(Some(
-            json!({"manifest": views::manifest(&manifest), "content": content, "etag": manifest.etag}),
+        let manifest_view = views::manifest(&manifest);
+        Ok(Read::Found(
+            json!({"manifest": manifest_view, "content": content, "etag": manifest.etag}),
         ))
+    }
+
+    /// Lists the kept versions of a document, oldest first, without their content.
+    pub fn resource_history(&self, request: &ResourceHistoryRequest) -> ServiceResult<Value> {
+        check_id("project_id", &request.project_id)?;
+        check_id("resource_id", &request.resource_id)?;
+        check_id("agent_name", &request.agent_name)?;
+        self.read(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let manifest = tx
+                .manifest(&request.project_id, &request.resource_id)?
+                .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
+            if !can_read(&manifest, &member.agent_name) {
+                let agent = &member.agent_name;
+                return Err(denied(
+                    ErrorCode::ReadPermissionDenied,
+                    "read",
+                    agent,
+                    &manifest,
+                ));
+            }
+            check_kind(&manifest, ResourceKind::Document, "resource_history")?;
+            let versions = tx.history(&request.project_id, &request.resource_id)?;
+            Ok(json!({
+                "resource_id": manifest.resource_id,
+                "current_version": manifest.version,
+                "kept": self.config.history_limit,
+                "versions": versions.iter().map(views::history).collect::<Vec<_>>(),
+            }))
+        })
     }
 
     /// Reads a resource's manifest and content from one snapshot, so the etag belongs to the
@@ -295,19 +365,45 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("resource_id", &request.resource_id)?;
         check_id("agent_name", &request.agent_name)?;
+        if request.version.is_some() && request.wait == Some(true) {
+            return Err(ServiceError::new(
+                ErrorCode::ConflictingParameters,
+                "give either version (read an older version) or wait, not both",
+            ));
+        }
         let request = std::sync::Arc::new(request);
         let read = |request: std::sync::Arc<GetResourceRequest>| {
             self.blocking(move |service| service.read(|tx| service.read_resource(tx, &request)))
         };
+        let watching = request.if_none_match.is_some();
         if request.wait != Some(true) {
-            return read(request.clone())
-                .await?
-                .ok_or_else(|| not_found(&request.project_id, &request.resource_id));
+            return match read(request.clone()).await? {
+                Read::Found(value) => Ok(value),
+                Read::NotModified(etag) => Ok(json!({"not_modified": true, "etag": etag})),
+                Read::Missing => Err(not_found(&request.project_id, &request.resource_id)),
+            };
         }
+        // Without if_none_match the wait ends when the resource exists; with it, when the
+        // resource no longer has that etag, including when it is deleted.
         let timeout = self.wait_timeout(request.timeout_seconds);
         let key = WaitKey::resource(&request.project_id, &request.resource_id);
         let outcome: WaitOutcome<Value> = self
-            .wait_until(key, timeout, control, || read(request.clone()))
+            .wait_until(key, timeout, control, || {
+                let pending = read(request.clone());
+                let request = request.clone();
+                async move {
+                    Ok(match pending.await? {
+                        Read::Found(value) => Some(value),
+                        Read::NotModified(_) => None,
+                        Read::Missing if watching => Some(json!({
+                            "deleted": true,
+                            "project_id": request.project_id,
+                            "resource_id": request.resource_id,
+                        })),
+                        Read::Missing => None,
+                    })
+                }
+            })
             .await?;
         Ok(finish_wait(outcome))
     }

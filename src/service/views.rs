@@ -161,6 +161,18 @@ pub fn manifest(record: &ManifestRecord) -> Value {
     Value::Object(object)
 }
 
+/// Renders a kept version of a document, without its content.
+pub fn history(record: &HistoryRecord) -> Value {
+    json!({
+        "version": record.version,
+        "etag": record.etag,
+        "author": record.author,
+        "at": format_ms(record.at_ms),
+        "size_bytes": record.size_bytes,
+        "content_hash": record.content_hash,
+    })
+}
+
 /// Renders the result of a long-poll that ended without the awaited change.
 pub fn timed_out(waited_ms: u128) -> Value {
     json!({"timeout": true, "retry": true, "waited_ms": waited_ms})

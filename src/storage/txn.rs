@@ -100,6 +100,28 @@ macro_rules! read_accessors {
                 Ok(messages)
             }
 
+            /// Returns the unexpired read messages of an agent, oldest first.
+            pub fn read_messages(
+                &self,
+                project_id: &str,
+                agent_name: &str,
+                now_ms: i64,
+            ) -> Result<Vec<MessageRecord>> {
+                let table = self.0.open_table(ARCHIVE)?;
+                let agent = agent_key(agent_name);
+                let range =
+                    (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
+                let mut messages = Vec::new();
+                for entry in table.range(range)? {
+                    let (_, value) = entry?;
+                    let message: MessageRecord = decode("archive", value.value())?;
+                    if !message.is_expired(now_ms) {
+                        messages.push(message);
+                    }
+                }
+                Ok(messages)
+            }
+
             /// Returns the manifest of a resource.
             pub fn manifest(
                 &self,

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::mcp::{BrainstormServer, ForwardedClientId};
+use crate::mcp::{Authenticated, BrainstormServer, ForwardedClientId};
 use crate::service::Service;
 
 /// Address `serve` binds when no `--listen` is given: loopback only.
@@ -345,6 +345,9 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
         request
             .extensions_mut()
             .insert(ForwardedClientId(client_id));
+    }
+    if authenticated {
+        request.extensions_mut().insert(Authenticated);
     }
     if !is_post {
         return next.run(request).await;
