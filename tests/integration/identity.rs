@@ -2,26 +2,10 @@
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::common::{Sandbox, ServerOptions, StdioServer, directory_of, status_entry, text_field};
-
-/// Computes the client id the server derives from a working directory: the first 32 hex
-/// digits of the SHA-256 of the path, grouped 8-4-4-4-12 like a UUID.
-fn derived_client_id(working_directory: &str) -> String {
-    let hex: String = Sha256::digest(working_directory.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
+use crate::common::{
+    Sandbox, ServerOptions, StdioServer, derived_client_id, directory_of, status_entry, text_field,
+};
 
 /// Returns one call of every tool that acts as an agent, with well-formed arguments, so that
 /// the only fault of each call made before `status` is the missing session.

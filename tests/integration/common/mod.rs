@@ -14,11 +14,12 @@ use rmcp::model::{CallToolRequestParams, CallToolResult, ProtocolVersion};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -57,6 +58,8 @@ const SERVER_ENV: &[&str] = &[
     "BRAINSTORM_MAX_PAYLOAD_SIZE",
     "BRAINSTORM_CLIENT_ID",
     "BRAINSTORM_LOG",
+    "BRAINSTORM_TOKEN",
+    "BRAINSTORM_LISTEN",
     "RUST_LOG",
 ];
 
@@ -388,26 +391,122 @@ impl Session {
     }
 }
 
-/// A `brainstorm stdio` process with the one client session it serves.
-pub struct StdioServer {
-    session: Session,
+/// A server process started by a test, with what it has written to stderr.
+pub struct ServerProcess {
     child: Child,
     log: ServerLog,
 }
 
-impl StdioServer {
-    /// Starts `brainstorm stdio` and completes the MCP handshake. No `status` call is made.
-    pub async fn start(sandbox: &Sandbox, options: &ServerOptions) -> Result<Self> {
-        let mut child = server_command(sandbox, options, &["stdio"])
-            .spawn()
-            .context("failed to start brainstorm stdio")?;
-        let stdin = child.stdin.take().context("server stdin is not piped")?;
-        let stdout = child.stdout.take().context("server stdout is not piped")?;
-        let stderr = child.stderr.take().context("server stderr is not piped")?;
-        let log = ServerLog::default();
-        collect_lines(BufReader::new(stderr), log.clone());
+impl ServerProcess {
+    /// Returns the process id. It stays valid until the process has been waited for.
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .id()
+            .context("the server process has already been waited for")
+    }
 
-        let client = match timeout(STARTUP_LIMIT, ().serve((stdout, stdin))).await {
+    /// Returns what the process has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// Kills the process with SIGKILL through its handle and waits for it to end.
+    pub async fn kill(&mut self) -> Result<()> {
+        timeout(EXIT_LIMIT, self.child.kill())
+            .await
+            .context("timed out killing the server")?
+            .context("failed to kill the server")
+    }
+
+    /// Sends SIGTERM with kill(1), because the test crate has no signal library.
+    pub fn terminate(&self) -> Result<()> {
+        send_sigterm(self.pid()?)
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its status. If it is still
+    /// running then, kills it and returns an error with its log.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
+        wait_or_kill(&mut self.child, limit, &self.log).await
+    }
+}
+
+/// Sends SIGTERM to `pid`, which must be a child this test started and has not waited for.
+fn send_sigterm(pid: u32) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .context("failed to run kill -TERM")?;
+    if !status.success() {
+        bail!("kill -TERM {pid} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Waits up to `limit` for `child` to exit. If it is still running then, kills it and
+/// returns an error with its log.
+async fn wait_or_kill(child: &mut Child, limit: Duration, log: &ServerLog) -> Result<ExitStatus> {
+    match timeout(limit, child.wait()).await {
+        Ok(status) => status.context("failed to wait for the server"),
+        Err(_) => {
+            child.kill().await.context("failed to kill the server")?;
+            bail!(
+                "the server did not exit within {limit:?}\nserver log:\n{}",
+                log.text()
+            )
+        }
+    }
+}
+
+/// A `brainstorm stdio` process with the one client session it serves.
+pub struct StdioServer {
+    session: Session,
+    process: ServerProcess,
+}
+
+/// A `brainstorm stdio` process that has been started but has no MCP client yet.
+///
+/// The process links to the data folder (becoming its owner or a forwarder) as soon as it
+/// starts, before its client's handshake, so several of these started together race for
+/// ownership.
+pub struct SpawnedStdio {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    log: ServerLog,
+}
+
+impl SpawnedStdio {
+    /// Returns the process id.
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .id()
+            .context("the stdio server has already exited")
+    }
+
+    /// Completes the MCP handshake over the process's stdin and stdout. No `status` call is
+    /// made.
+    pub async fn connect(self) -> Result<StdioServer> {
+        let (client, process) = self.connect_handler(()).await?;
+        Ok(StdioServer {
+            session: Session::new(client),
+            process,
+        })
+    }
+
+    /// Completes the MCP handshake with a client that handles server notifications with
+    /// `handler`, and returns that client with the process handle.
+    pub async fn connect_handler<H: ClientHandler>(
+        self,
+        handler: H,
+    ) -> Result<(RunningService<RoleClient, H>, ServerProcess)> {
+        let SpawnedStdio {
+            child,
+            stdin,
+            stdout,
+            log,
+        } = self;
+        let client = match timeout(STARTUP_LIMIT, handler.serve((stdout, stdin))).await {
             Ok(Ok(client)) => client,
             Ok(Err(error)) => {
                 bail!(
@@ -420,11 +519,32 @@ impl StdioServer {
                 log.text()
             ),
         };
-        Ok(StdioServer {
-            session: Session::new(client),
+        Ok((client, ServerProcess { child, log }))
+    }
+}
+
+impl StdioServer {
+    /// Starts `brainstorm stdio` without connecting to it.
+    pub fn spawn(sandbox: &Sandbox, options: &ServerOptions) -> Result<SpawnedStdio> {
+        let mut child = server_command(sandbox, options, &["stdio"])
+            .spawn()
+            .context("failed to start brainstorm stdio")?;
+        let stdin = child.stdin.take().context("server stdin is not piped")?;
+        let stdout = child.stdout.take().context("server stdout is not piped")?;
+        let stderr = child.stderr.take().context("server stderr is not piped")?;
+        let log = ServerLog::default();
+        collect_lines(BufReader::new(stderr), log.clone());
+        Ok(SpawnedStdio {
             child,
+            stdin,
+            stdout,
             log,
         })
+    }
+
+    /// Starts `brainstorm stdio` and completes the MCP handshake. No `status` call is made.
+    pub async fn start(sandbox: &Sandbox, options: &ServerOptions) -> Result<Self> {
+        StdioServer::spawn(sandbox, options)?.connect().await
     }
 
     /// Starts the server and calls `status` for `working_directory`.
@@ -443,30 +563,35 @@ impl StdioServer {
         &self.session
     }
 
+    /// Returns the process id.
+    pub fn pid(&self) -> Result<u32> {
+        self.process.pid()
+    }
+
+    /// Returns what the process has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Separates the client session from the process, so that a task can own the session
+    /// while the test keeps the process handle to signal or kill it.
+    pub fn into_parts(self) -> (Session, ServerProcess) {
+        (self.session, self.process)
+    }
+
     /// Closes the client side (which closes the server's stdin) and waits for the server to
     /// exit on its own. If it is still running after `EXIT_LIMIT`, kills it and returns an
     /// error.
     pub async fn shutdown(self) -> Result<ExitStatus> {
         let StdioServer {
             session,
-            mut child,
-            log,
+            mut process,
         } = self;
         session.close().await?;
-        match timeout(EXIT_LIMIT, child.wait()).await {
-            Ok(status) => status.context("failed to wait for the stdio server"),
-            Err(_) => {
-                child
-                    .kill()
-                    .await
-                    .context("failed to kill the stdio server")?;
-                bail!(
-                    "the stdio server did not exit within {EXIT_LIMIT:?} after stdin closed\n\
-                     server log:\n{}",
-                    log.text()
-                )
-            }
-        }
+        process
+            .wait_exit(EXIT_LIMIT)
+            .await
+            .context("the stdio server did not exit after stdin closed")
     }
 }
 
@@ -548,16 +673,57 @@ impl HttpServer {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
 
+    /// Returns the loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Returns the process id. It stays valid until the process has been waited for.
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .id()
+            .context("the HTTP server has already been waited for")
+    }
+
     /// Returns what the server has written to stderr so far.
     pub fn log(&self) -> String {
         self.log.text()
     }
 
+    /// Sends SIGTERM to the server with kill(1).
+    pub fn terminate(&self) -> Result<()> {
+        send_sigterm(self.pid()?)
+    }
+
+    /// Waits up to `limit` for the server to exit and returns its status. If it is still
+    /// running then, kills it and returns an error with its log.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
+        wait_or_kill(&mut self.child, limit, &self.log).await
+    }
+
     /// Opens a new MCP connection of the given protocol generation.
     pub async fn connect(&self, era: HttpEra) -> Result<Client> {
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(self.url()),
-        );
+        self.connect_with_token(era, None).await
+    }
+
+    /// Opens a new MCP connection that sends `token` as its bearer token, when one is given.
+    pub async fn connect_with_token(&self, era: HttpEra, token: Option<&str>) -> Result<Client> {
+        self.connect_handler(era, token, ()).await
+    }
+
+    /// Opens a new MCP connection that sends `token` as its bearer token, when one is given,
+    /// and handles server notifications with `handler`.
+    pub async fn connect_handler<H: ClientHandler>(
+        &self,
+        era: HttpEra,
+        token: Option<&str>,
+        handler: H,
+    ) -> Result<RunningService<RoleClient, H>> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url());
+        if let Some(token) = token {
+            config = config.auth_header(token.to_owned());
+        }
+        let transport = StreamableHttpClientTransport::from_config(config);
         let (lifecycle, expected_version) = match era {
             HttpEra::Stateless => (
                 ClientLifecycleMode::Discover {
@@ -570,15 +736,15 @@ impl HttpServer {
                 ProtocolVersion::V_2025_11_25,
             ),
         };
-        let client =
-            match timeout(STARTUP_LIMIT, ().serve_with_lifecycle(transport, lifecycle)).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(error)) => bail!(
-                    "MCP handshake over HTTP ({era:?}) failed: {error}\nserver log:\n{}",
-                    self.log()
-                ),
-                Err(_) => bail!("MCP handshake over HTTP ({era:?}) timed out"),
-            };
+        let handshake = handler.serve_with_lifecycle(transport, lifecycle);
+        let client = match timeout(STARTUP_LIMIT, handshake).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(error)) => bail!(
+                "MCP handshake over HTTP ({era:?}) failed: {error}\nserver log:\n{}",
+                self.log()
+            ),
+            Err(_) => bail!("MCP handshake over HTTP ({era:?}) timed out"),
+        };
         let version = client
             .peer_info()
             .map(|info| info.protocol_version.clone())
@@ -768,4 +934,350 @@ pub fn member_names(info: &Value) -> Result<Vec<String>> {
         .collect::<Result<Vec<_>>>()?;
     names.sort();
     Ok(names)
+}
+
+/// Returns the `owner.json` record of the sandbox's data folder, or `None` when there is none.
+pub fn owner_record(sandbox: &Sandbox) -> Result<Option<Value>> {
+    let path = sandbox.data_dir().join("owner.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("failed to read {}", path.display()));
+        }
+    };
+    let record = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON: {text}", path.display()))?;
+    Ok(Some(record))
+}
+
+/// Returns the `pid` of the `owner.json` record, or `None` when there is no record.
+pub fn owner_pid(sandbox: &Sandbox) -> Result<Option<u32>> {
+    let Some(record) = owner_record(sandbox)? else {
+        return Ok(None);
+    };
+    let pid = record
+        .get("pid")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("owner.json has no numeric pid: {record}"))?;
+    Ok(Some(u32::try_from(pid).with_context(|| {
+        format!("owner.json pid {pid} is out of range")
+    })?))
+}
+
+/// Polls `owner.json` until it names a pid for which `accept` returns true, for up to
+/// `limit`, and returns that pid. The owner writes the file after it opens the database, so a test that
+/// has just started a process polls for it.
+pub async fn wait_for_owner_pid(
+    sandbox: &Sandbox,
+    limit: Duration,
+    accept: impl Fn(u32) -> bool,
+) -> Result<u32> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let pid = owner_pid(sandbox)?;
+        if let Some(pid) = pid
+            && accept(pid)
+        {
+            return Ok(pid);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "timed out after {limit:?} waiting for owner.json to name the expected pid \
+                 (last pid read: {pid:?})"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Computes the client id the server derives from a working directory: the first 32 hex
+/// digits of the SHA-256 of the path, grouped 8-4-4-4-12 like a UUID.
+pub fn derived_client_id(working_directory: &str) -> String {
+    let hex: String = Sha256::digest(working_directory.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// An HTTP response read off a raw TCP connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code from the status line.
+    pub status: u16,
+    /// Header names (lowercased) and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Body, with chunked transfer encoding removed.
+    pub body: String,
+}
+
+impl RawResponse {
+    /// Returns the first value of header `name` (any letter case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(header, _)| *header == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port` over a new TCP connection and reads the
+/// response until the server closes the connection. It sends `Host: 127.0.0.1:PORT` unless
+/// `headers` has a Host header, and always `Connection: close` and `Content-Length`.
+///
+/// Tests use it for requests that an MCP client never sends: a foreign Host or Origin, a
+/// wrong token, an oversized body.
+pub async fn send_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<RawResponse> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("failed to connect to 127.0.0.1:{port}"))?;
+        stream
+            .write_all(&bytes)
+            .await
+            .context("failed to send the request")?;
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) => break,
+                Ok(count) => received.extend_from_slice(&buffer[..count]),
+                // A server that sends its response before reading the whole body may then
+                // reset the connection. The response bytes that arrived before the reset count.
+                Err(_) if find_subsequence(&received, b"\r\n\r\n").is_some() => break,
+                Err(error) => return Err(error).context("failed to read the response"),
+            }
+        }
+        Ok::<_, anyhow::Error>(received)
+    };
+    let received = timeout(CALL_LIMIT, exchange).await.with_context(|| {
+        format!("{method} {path} got no complete response within {CALL_LIMIT:?}")
+    })??;
+    parse_http_response(&received)
+}
+
+fn find_subsequence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn parse_http_response(received: &[u8]) -> Result<RawResponse> {
+    let head_end = find_subsequence(received, b"\r\n\r\n").with_context(|| {
+        format!(
+            "the response has no complete head: {:?}",
+            String::from_utf8_lossy(received)
+        )
+    })?;
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .with_context(|| format!("malformed status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let raw_body = &received[head_end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        decode_chunked(raw_body)
+    } else {
+        raw_body.to_vec()
+    };
+    Ok(RawResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// Removes chunked transfer encoding. A truncated last chunk keeps the bytes that arrived.
+fn decode_chunked(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(line_end) = find_subsequence(raw, b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size_digits = size_text.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size_digits, 16) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        let end = (start + size).min(raw.len());
+        body.extend_from_slice(&raw[start..end]);
+        raw = raw.get(end + 2..).unwrap_or_default();
+    }
+    body
+}
+
+/// Writes and ETAG_MISMATCH retries of one agent in a counter race.
+#[derive(Debug, Clone, Default)]
+pub struct RaceTally {
+    /// Etags returned by the agent's successful writes.
+    pub etags: Vec<String>,
+    /// Writes rejected with ETAG_MISMATCH and retried.
+    pub mismatches: usize,
+}
+
+/// Creates the counter resource `counter` in `project_id` with content `0`, writable by every
+/// member, and returns its etag.
+pub async fn create_counter(session: &Session, project_id: &str, creator: &str) -> Result<String> {
+    let created = session
+        .ok(
+            "store_resource",
+            json!({
+                "project_id": project_id,
+                "resource_id": "counter",
+                "name": "Counter",
+                "agent_name": creator,
+                "content": "0",
+                "permissions": { "read": ["*"], "write": ["*"] },
+            }),
+        )
+        .await?;
+    etag_of(&created)
+}
+
+/// Reads the counter resource of `project_id` and returns its value and etag.
+pub async fn read_counter(
+    session: &Session,
+    project_id: &str,
+    agent: &str,
+) -> Result<(u64, String)> {
+    let read = session
+        .ok(
+            "get_resource",
+            json!({ "project_id": project_id, "resource_id": "counter", "agent_name": agent }),
+        )
+        .await?;
+    let content = content_of(&read)?;
+    let value = content
+        .trim()
+        .parse()
+        .with_context(|| format!("counter content {content:?} is not a number"))?;
+    Ok((value, etag_of(&read)?))
+}
+
+/// Returns the arguments of a `store_resource` call that writes `value` to the counter of
+/// `project_id` if its etag is still `etag`.
+pub fn store_counter_args(project_id: &str, agent: &str, value: u64, etag: &str) -> Value {
+    json!({
+        "project_id": project_id,
+        "resource_id": "counter",
+        "name": "Counter",
+        "agent_name": agent,
+        "content": value.to_string(),
+        "etag": etag,
+    })
+}
+
+/// Increments the counter of `project_id` `increments` times as `agent`: read, add one, store
+/// with the etag read, and on ETAG_MISMATCH read again and retry. Any other failure ends the
+/// run with an error.
+pub async fn increment_counter(
+    session: &Session,
+    project_id: &str,
+    agent: &str,
+    increments: usize,
+) -> Result<RaceTally> {
+    let mut tally = RaceTally::default();
+    for _ in 0..increments {
+        loop {
+            let (value, etag) = read_counter(session, project_id, agent).await?;
+            let outcome = session
+                .call(
+                    "store_resource",
+                    store_counter_args(project_id, agent, value + 1, &etag),
+                )
+                .await?;
+            match outcome {
+                ToolOutcome::Success(stored) => {
+                    tally.etags.push(etag_of(&stored)?);
+                    break;
+                }
+                failure if failure.code() == Some("ETAG_MISMATCH") => tally.mismatches += 1,
+                failure => bail!("{agent}: store_resource failed: {failure:?}"),
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Runs [`increment_counter`] for every `(session, agent)` pair at once, all starting
+/// together, and returns their tallies and sessions in order. Fails when any agent fails or
+/// when the race takes longer than `limit`.
+///
+/// The sessions come back open because closing a stdio client ends its process: when that
+/// process owns the data folder, the remaining racers would change owner mid-race.
+pub async fn run_counter_race(
+    racers: Vec<(Session, String)>,
+    project_id: &str,
+    increments: usize,
+    limit: Duration,
+) -> Result<(Vec<RaceTally>, Vec<Session>)> {
+    let start = Arc::new(tokio::sync::Barrier::new(racers.len()));
+    let tasks: Vec<_> = racers
+        .into_iter()
+        .map(|(session, agent)| {
+            let start = Arc::clone(&start);
+            let project_id = project_id.to_owned();
+            tokio::spawn(async move {
+                start.wait().await;
+                let tally = increment_counter(&session, &project_id, &agent, increments).await?;
+                Ok::<_, anyhow::Error>((tally, session))
+            })
+        })
+        .collect();
+    let collect_tallies = async {
+        let mut tallies = Vec::new();
+        let mut sessions = Vec::new();
+        for task in tasks {
+            let (tally, session) = task.await.context("a racing agent panicked")??;
+            tallies.push(tally);
+            sessions.push(session);
+        }
+        Ok::<_, anyhow::Error>((tallies, sessions))
+    };
+    timeout(limit, collect_tallies)
+        .await
+        .with_context(|| format!("the counter race did not finish within {limit:?}"))?
 }
