@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -88,6 +89,31 @@ enum Command {
     Stdio,
     /// Serve many MCP clients over streamable HTTP at /mcp.
     Serve(ServeArgs),
+    /// Print the audit trail: one line per mutating call, oldest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// Only calls in this project.
+    #[arg(long, value_name = "PROJECT_ID")]
+    project: Option<String>,
+
+    /// Only calls that acted as this agent.
+    #[arg(long, value_name = "AGENT_NAME")]
+    agent: Option<String>,
+
+    /// Only records with a sequence number after this one.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    after: u64,
+
+    /// Maximum records to print (at most 1000).
+    #[arg(long, value_name = "COUNT", default_value_t = 100)]
+    limit: u64,
+
+    /// Print the records as one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -182,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "brainstorm starting");
     match cli.command {
         Command::Stdio => transport::forward::serve(config).await?,
+        Command::Audit(args) => audit(config, args).await?,
         Command::Serve(args) => {
             config.max_body_bytes = args.max_body_size;
             config.max_sessions = args.max_sessions;
@@ -189,6 +216,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     info!("brainstorm stopped");
+    Ok(())
+}
+
+async fn audit(config: Config, args: AuditArgs) -> anyhow::Result<()> {
+    let request = json!({
+        "project_id": args.project,
+        "actor": args.agent,
+        "after": args.after,
+        "limit": args.limit,
+    });
+    let records = transport::audit::read(&config, request).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(());
+    }
+    let empty = Vec::new();
+    for record in records["records"].as_array().unwrap_or(&empty) {
+        let field = |name: &str| record[name].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:>6}  {}  {}  {}  {}  {}  {}",
+            record["seq"].as_u64().unwrap_or_default(),
+            field("at"),
+            field("project_id"),
+            field("actor"),
+            field("action"),
+            field("target"),
+            field("outcome")
+        );
+    }
     Ok(())
 }
 
