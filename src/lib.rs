@@ -10,7 +10,9 @@
 //! - [`mcp`]: the MCP tools and prompts on rmcp, argument parsing and error translation.
 //! - [`transport`]: stdio and streamable HTTP.
 //! - [`config`]: settings from flags, environment and defaults.
+//! - [`client`]: retry with backoff for programs that drive the service over MCP.
 
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod mcp;

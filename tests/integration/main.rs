@@ -13,6 +13,7 @@ mod projects;
 mod prompts;
 mod rejected_calls;
 mod resources;
+mod retry;
 mod security;
 mod sharing;
 mod validation;
