@@ -2,6 +2,7 @@
 
 mod args;
 mod prompts;
+pub mod resources;
 mod result;
 mod server;
 mod tools;

@@ -37,6 +37,7 @@ const INSTRUCTIONS: &str = "brainstorm lets several agents work on shared projec
 pub struct BrainstormServer {
     service: Service,
     session: Arc<Mutex<Option<Identity>>>,
+    subscriptions: super::resources::Subscriptions,
 }
 
 impl BrainstormServer {
@@ -46,6 +47,8 @@ impl BrainstormServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -60,6 +63,7 @@ impl BrainstormServer {
         BrainstormServer {
             service,
             session: Arc::new(Mutex::new(None)),
+            subscriptions: Default::default(),
         }
     }
 
@@ -72,6 +76,13 @@ impl BrainstormServer {
             .and_then(|parts| parts.extensions.get::<ForwardedClientId>())
             .map(|forwarded| forwarded.0.clone());
         forwarded.or_else(|| self.service.config().client_id_override.clone())
+    }
+
+    fn current_session(&self) -> Option<Identity> {
+        self.session
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     /// Starts the session of `identity` without a call, as after a status call. A forwarding
@@ -339,6 +350,53 @@ impl ServerHandler for BrainstormServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        super::resources::list(&self.service, self.current_session()).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(super::resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let result = super::resources::read(&self.service, self.current_session(), &request.uri);
+        Ok(result.await?.into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let session = self.current_session();
+        self.subscriptions
+            .subscribe(&self.service, session, &request.uri, context.peer)
+            .await
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
     }
 
     async fn get_prompt(

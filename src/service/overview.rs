@@ -2,9 +2,13 @@
 
 use serde_json::{Value, json};
 
+use super::resources::{can_read, check_kind};
 use super::validate::check_id;
-use super::{Identity, Service, project_and_member, views};
+use super::waiters::Ticket;
+use super::{Identity, Service, WaitKey, project_and_member, views};
 use crate::error::ServiceResult;
+use crate::error::{ErrorCode, ServiceError};
+use crate::storage::records::{ManifestRecord, ResourceKind};
 use crate::time::now_ms;
 
 impl Service {
@@ -46,5 +50,70 @@ impl Service {
             }
             Ok(json!({"client_id": identity.client_id, "projects": projects}))
         })
+    }
+
+    /// Returns the documents a client may read, in every project it is a member of.
+    pub fn client_documents(&self, identity: &Identity) -> ServiceResult<Vec<ManifestRecord>> {
+        self.read(|tx| {
+            let mut documents = Vec::new();
+            for membership in tx.memberships(&identity.client_id)? {
+                let readable =
+                    tx.manifests(&membership.project_id)?
+                        .into_iter()
+                        .filter(|manifest| {
+                            manifest.kind == ResourceKind::Document
+                                && can_read(manifest, &membership.agent_name)
+                        });
+                documents.extend(readable);
+            }
+            Ok(documents)
+        })
+    }
+
+    /// Reads a document as the client's agent in its project, checking read permission.
+    pub fn client_document(
+        &self,
+        identity: &Identity,
+        project_id: &str,
+        resource_id: &str,
+    ) -> ServiceResult<(ManifestRecord, String)> {
+        check_id("project_id", project_id)?;
+        check_id("resource_id", resource_id)?;
+        self.read(|tx| {
+            let membership = tx
+                .membership(&identity.client_id, project_id)?
+                .ok_or_else(|| {
+                    ServiceError::new(
+                        ErrorCode::MemberNotFound,
+                        format!(
+                            "this client is not a member of project {project_id:?}; join it first"
+                        ),
+                    )
+                })?;
+            let manifest = tx.manifest(project_id, resource_id)?.ok_or_else(|| {
+                ServiceError::new(
+                    ErrorCode::ResourceNotFound,
+                    format!("resource {resource_id:?} does not exist in project {project_id:?}"),
+                )
+            })?;
+            check_kind(&manifest, ResourceKind::Document, "resources/read")?;
+            if !can_read(&manifest, &membership.agent_name) {
+                return Err(ServiceError::new(
+                    ErrorCode::ReadPermissionDenied,
+                    format!(
+                        "agent {:?} may not read resource {resource_id:?}",
+                        membership.agent_name
+                    ),
+                ));
+            }
+            let bytes = tx.content(project_id, resource_id)?.unwrap_or_default();
+            Ok((manifest, String::from_utf8_lossy(&bytes).into_owned()))
+        })
+    }
+
+    /// Registers a watch on a resource's commits, for a subscription.
+    pub fn watch_resource(&self, project_id: &str, resource_id: &str) -> ServiceResult<Ticket> {
+        self.waiters
+            .register(WaitKey::resource(project_id, resource_id))
     }
 }

@@ -171,6 +171,15 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// Waits for the next notification and returns how many commits notified the key since
+    /// the last call (or registration), so that a subscriber can report each one.
+    pub async fn changed_count(&mut self) -> u64 {
+        let seen = *self.receiver.borrow_and_update();
+        let _ = self.receiver.changed().await;
+        let now = *self.receiver.borrow_and_update();
+        now.wrapping_sub(seen).max(1)
+    }
+
     /// Waits until the key is notified after the last call to this method (or registration).
     pub async fn changed(&mut self) {
         // The registry keeps the slot, and so the sender, while any ticket for it exists, so

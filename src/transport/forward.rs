@@ -44,6 +44,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 struct Relay {
     routes: Arc<Mutex<HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>>>,
+    /// The stdio client, once it subscribed to a resource, for relaying updates.
+    subscriber: Arc<Mutex<Option<Peer<RoleServer>>>>,
 }
 
 impl Relay {
@@ -57,6 +59,23 @@ impl Relay {
 }
 
 impl ClientHandler for Relay {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let subscriber = self
+            .subscriber
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(peer) = subscriber {
+            if let Err(err) = peer.notify_resource_updated(params).await {
+                debug!(error = %err, "resource update not relayed");
+            }
+        }
+    }
+
     async fn on_progress(
         &self,
         mut params: ProgressNotificationParam,
@@ -384,6 +403,17 @@ fn never_delivered(err: &ServiceError) -> bool {
     false
 }
 
+/// Passes an owner's protocol error through, and reports a lost owner as internal.
+fn remote_error(err: ServiceError) -> McpError {
+    match err {
+        ServiceError::McpError(err) => err,
+        other => McpError::internal_error(
+            format!("lost the process that owns the database: {other}"),
+            None,
+        ),
+    }
+}
+
 fn failure(code: ErrorCode, message: String) -> CallToolResult {
     CallToolResult::structured_error(
         json!({"error": message, "code": code.as_str(), "details": {}}),
@@ -477,6 +507,105 @@ impl ServerHandler for StdioProxy {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         Ok(ListPromptsResult::with_all_items(crate::mcp::prompt_list()))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        match self
+            .link()
+            .await
+            .map_err(|err| McpError::internal_error(err.to_string(), None))?
+            .as_ref()
+        {
+            Link::Owner { server, .. } => server.list_resources(request, context).await,
+            Link::Remote { client, .. } => client
+                .peer()
+                .list_resources(request)
+                .await
+                .map_err(remote_error),
+        }
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(crate::mcp::resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        match self
+            .link()
+            .await
+            .map_err(|err| McpError::internal_error(err.to_string(), None))?
+            .as_ref()
+        {
+            Link::Owner { server, .. } => server.read_resource(request, context).await,
+            Link::Remote { client, .. } => {
+                let result = client
+                    .peer()
+                    .read_resource(request)
+                    .await
+                    .map_err(remote_error)?;
+                Ok(result.into())
+            }
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // NOTE: a subscription made through an owner does not move to a new owner; the client
+        // subscribes again after an owner change.
+        *self
+            .inner
+            .relay
+            .subscriber
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(context.peer.clone());
+        match self
+            .link()
+            .await
+            .map_err(|err| McpError::internal_error(err.to_string(), None))?
+            .as_ref()
+        {
+            Link::Owner { server, .. } => server.subscribe(request, context).await,
+            Link::Remote { client, .. } => {
+                client.peer().subscribe(request).await.map_err(remote_error)
+            }
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        match self
+            .link()
+            .await
+            .map_err(|err| McpError::internal_error(err.to_string(), None))?
+            .as_ref()
+        {
+            Link::Owner { server, .. } => server.unsubscribe(request, context).await,
+            Link::Remote { client, .. } => client
+                .peer()
+                .unsubscribe(request)
+                .await
+                .map_err(remote_error),
+        }
     }
 
     async fn get_prompt(
