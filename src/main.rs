@@ -55,7 +55,7 @@ struct Settings {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 50)]
     wait_default: u64,
 
-    /// Longest long-poll a call may request with timeout_seconds, in seconds.
+    /// Maximum long-poll a call may request with timeout_seconds, in seconds.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 3600)]
     wait_max: u64,
 

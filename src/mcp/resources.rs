@@ -1,8 +1,8 @@
 //! Project documents as MCP resources: `brainstorm://{project_id}/{resource_id}`.
 //!
 //! Listing, reading and subscribing act as the session client's agent in each project, so
-//! they need a session (`status` first); clients of MCP 2026-07-28 over HTTP have none and use
-//! the tools instead. A subscriber gets one `notifications/resources/updated` per commit.
+//! they need a session (`status` first). Clients of MCP 2026-07-28 over HTTP have none, so
+//! they use the tools instead. A subscriber gets one `notifications/resources/updated` per commit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -16,10 +16,10 @@ use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::AuditRecord;
 use crate::time::{format_ms, now_ms};
 
-/// Longest text kept in one audit field, in characters.
+/// Maximum text kept in one audit field, in characters.
 const MAX_FIELD_CHARS: usize = 256;
 
-/// Who is calling which tool on what, for the audit record of one call.
+/// Caller, tool and target of one call, for its audit record.
 #[derive(Debug, Clone, Default)]
 pub struct AuditContext {
     pub client_id: Option<String>,
@@ -86,7 +86,7 @@ impl Service {
 
     /// Returns audit records in order, filtered by project and acting agent.
     ///
-    /// An agent sees the records of a project it is a member of. An operator, who holds the
+    /// An agent may read the records of a project it is a member of. An operator, who holds the
     /// data folder's token, may read every project's records.
     pub fn audit_log(&self, request: &AuditLogRequest, operator: bool) -> ServiceResult<Value> {
         if let Some(project_id) = &request.project_id {

@@ -184,8 +184,8 @@ impl Service {
     }
 }
 
-/// The manifest of a log created by its first append: readable and appendable by every
-/// member unless the request gives permissions.
+/// Builds the manifest of a log created by its first append: readable and appendable by
+/// every member unless the request gives permissions.
 fn new_log(request: &AppendLogRequest, creator: &str, now: i64) -> ManifestRecord {
     let (read, mut write) = initial_permissions(request.permissions.as_ref(), creator);
     if request

@@ -32,7 +32,7 @@ use crate::error::ErrorCode;
 use crate::mcp::BrainstormServer;
 use crate::service::Identity;
 
-/// Longest time spent finding or becoming an owner before a call fails.
+/// Maximum time spent finding or becoming an owner before a call fails.
 const ELECTION_LIMIT: Duration = Duration::from_secs(20);
 /// Time left to the stdio session to write its last results after a shutdown signal.
 const STDOUT_FLUSH_GRACE: Duration = Duration::from_millis(250);
@@ -113,7 +113,7 @@ impl Drop for RouteGuard {
     }
 }
 
-/// Where this process's calls go.
+/// Destination of this process's calls.
 enum Link {
     /// This process owns the database and serves the client itself.
     Owner {
@@ -127,9 +127,9 @@ enum Link {
     },
 }
 
-/// How a forwarded call failed.
+/// Failure of a forwarded call.
 enum Forwarded {
-    /// The owner answered with a protocol error.
+    /// The owner returned a protocol error.
     Protocol(McpError),
     /// The connection to the owner broke.
     Lost(ServiceError),
@@ -172,8 +172,8 @@ impl StdioProxy {
         })
     }
 
-    /// Links to the data folder now, so that this process becomes the owner at start when
-    /// nobody else is.
+    /// Links to the data folder now, so that this process becomes the owner at start when no
+    /// other process is.
     pub async fn connect(&self) -> anyhow::Result<()> {
         self.link().await.map(|_| ())
     }

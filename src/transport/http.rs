@@ -194,7 +194,7 @@ impl HttpEndpoint {
                     warn!(%addr, "calls still in progress after {DRAIN_LIMIT:?}; closing anyway");
                 }
                 // Session streams never end by themselves, so they are closed once every
-                // call has been answered.
+                // call has returned its result.
                 sessions_stop.cancel();
                 let _ = stopped_tx.send(());
             }
@@ -210,7 +210,7 @@ impl HttpEndpoint {
     }
 }
 
-/// Longest wait for calls in progress during shutdown.
+/// Maximum wait for calls in progress during shutdown.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 async fn healthz() -> impl IntoResponse {

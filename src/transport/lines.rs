@@ -1,4 +1,4 @@
-//! Line framing for MCP over stdio that answers every line, even one rmcp cannot parse.
+//! Line framing for MCP over stdio that replies to every line, even one rmcp cannot parse.
 //!
 //! rmcp drops a line that is not valid JSON, or that nests deeper than serde_json's
 //! recursion limit (128), without replying, so the client would wait forever. This layer sits
@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::service::validate::MAX_JSON_DEPTH;
 
-/// Longest stdin line accepted, in bytes; longer lines are answered with an error.
+/// Maximum stdin line length, in bytes; a longer line gets an error reply.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Starts the framing tasks and returns the reader and writer that rmcp serves on.
@@ -22,7 +22,7 @@ pub fn stdio() -> (DuplexStream, DuplexStream) {
     frame(tokio::io::stdin(), tokio::io::stdout())
 }
 
-/// Connects `input` and `output` to a pair of pipes for rmcp, answering unparsable lines.
+/// Connects `input` and `output` to a pair of pipes for rmcp, replying to unparsable lines.
 pub fn frame<R, W>(input: R, output: W) -> (DuplexStream, DuplexStream)
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -90,7 +90,7 @@ where
             }
         }
     }
-    // Closing the pipe tells rmcp that the client closed stdin.
+    // rmcp reads the closed pipe as the client closing stdin.
     let _ = to_rmcp.shutdown().await;
 }
 
@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_id_of_a_request_too_deep_to_parse() {
+    fn id_found_in_too_deep_request() {
         let text = format!(
             r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"x","arguments":{{"a":{}}}}},"id":7}}"#,
             deep(200)

@@ -1,19 +1,26 @@
 //! Integration tests. Each test starts the real `brainstorm` binary on its own temporary data
 //! folder and drives it with rmcp's MCP client, over stdio or streamable HTTP.
 
+mod audit;
 mod common;
+mod conditional;
 mod etag;
+mod history;
 mod http;
 mod identity;
 mod inputs;
+mod logs;
 mod longpoll;
+mod mcp_resources;
 mod messages;
 mod persistence;
 mod projects;
 mod prompts;
+mod recovery;
 mod rejected_calls;
 mod resources;
 mod retry;
 mod security;
 mod sharing;
+mod updates;
 mod validation;

@@ -1281,3 +1281,24 @@ pub async fn run_counter_race(
         .await
         .with_context(|| format!("the counter race did not finish within {limit:?}"))?
 }
+
+/// Returns `args` with `working_directory` set to [`directory_of`]`(agent)`.
+///
+/// [`Session`] adds the identity only to the tools in `AGENT_TOOLS`, so a stateless HTTP call
+/// of `update_resource`, `append_log`, `read_log` or `resource_history` carries it this way.
+pub fn acting_as(agent: &str, mut args: Value) -> Value {
+    args["working_directory"] = json!(directory_of(agent));
+    args
+}
+
+/// Opens a stateless HTTP session that sends the data folder's token, which makes its calls
+/// those of an operator (for example `audit_log` across projects without being a member).
+pub async fn operator_session(sandbox: &Sandbox, server: &HttpServer) -> Result<Session> {
+    let path = sandbox.data_dir().join("token");
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read the token file {}", path.display()))?;
+    let client = server
+        .connect_with_token(HttpEra::Stateless, Some(token.trim()))
+        .await?;
+    Ok(Session::new(client))
+}
