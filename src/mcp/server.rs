@@ -196,7 +196,7 @@ impl BrainstormServer {
         match name {
             "status" => self.status(arguments, context).await,
             "version" => {
-                parse::<Map<String, Value>>(arguments)?;
+                parse::<crate::service::requests::NoArguments>(arguments)?;
                 Ok(json!({
                     "name": env!("CARGO_PKG_NAME"),
                     "version": env!("CARGO_PKG_VERSION"),

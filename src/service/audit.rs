@@ -98,17 +98,21 @@ impl Service {
         let (_, limit) = page(None, request.limit);
         let from = request.after.unwrap_or(0).saturating_add(1);
         self.read(|tx| {
+            // A project id can be reused after a delete, so an agent sees only the records
+            // written since its project was created.
+            let mut since_ms = i64::MIN;
             if !operator {
-                let (Some(project_id), Some(agent_name)) =
-                    (&request.project_id, &request.agent_name)
+                let (Some(project_id), Some(agent_name)) = (&request.project_id, &request.agent_name)
                 else {
+                    let missing = if request.project_id.is_none() { "project_id" } else { "agent_name" };
                     return Err(ServiceError::invalid_parameter(
-                        "project_id",
-                        "audit_log needs project_id and agent_name (a member of that project)",
+                        missing,
+                        format!("missing required argument {missing:?}: audit_log needs project_id and agent_name (a member of that project)"),
                     ));
                 };
                 check_id("agent_name", agent_name)?;
-                project_and_member(tx, project_id, agent_name)?;
+                let (project, _) = project_and_member(tx, project_id, agent_name)?;
+                since_ms = project.created_at_ms;
             }
             let records = tx.audit(from, limit, |record| {
                 let project_matches = request
@@ -121,7 +125,7 @@ impl Service {
                         .as_deref()
                         .is_some_and(|a| same_agent(a, actor))
                 });
-                project_matches && actor_matches
+                project_matches && actor_matches && record.at_ms >= since_ms
             })?;
             Ok(json!({
                 "records": records.iter().map(view).collect::<Vec<_>>(),

@@ -79,7 +79,6 @@ impl Service {
             let now = now_ms();
             let manifest = match tx.manifest(&request.project_id, &request.log_id)? {
                 Some(existing) => {
-                    check_kind(&existing, ResourceKind::Log, "append_log")?;
                     if !can_write(&existing, agent) {
                         return Err(denied(
                             ErrorCode::WritePermissionDenied,
@@ -88,6 +87,7 @@ impl Service {
                             &existing,
                         ));
                     }
+                    check_kind(&existing, ResourceKind::Log, "append_log")?;
                     existing
                 }
                 None => new_log(request, agent, now),
@@ -131,7 +131,6 @@ impl Service {
         let Some(manifest) = tx.manifest(&request.project_id, &request.log_id)? else {
             return Ok(None);
         };
-        check_kind(&manifest, ResourceKind::Log, "read_log")?;
         if !can_read(&manifest, &member.agent_name) {
             return Err(denied(
                 ErrorCode::ReadPermissionDenied,
@@ -140,6 +139,7 @@ impl Service {
                 &manifest,
             ));
         }
+        check_kind(&manifest, ResourceKind::Log, "read_log")?;
         let (_, limit) = page(None, request.limit);
         let after = request.after.unwrap_or(0);
         let entries = tx.log_entries(&request.project_id, &request.log_id, after, limit)?;

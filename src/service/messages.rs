@@ -227,6 +227,8 @@ impl Service {
     /// Expired messages are purged, not returned. Returns `None` when there is nothing to read.
     fn take_messages(&self, request: &ReceiveMessagesRequest) -> ServiceResult<Option<Value>> {
         let (offset, limit) = page(request.offset, request.limit);
+        // A receive takes at least one message, so that a wait ends when one arrives.
+        let limit = limit.max(1);
         let include_read = request.include_read == Some(true);
         let now = now_ms();
         let (taken, read_before) = self.write(|tx| {
@@ -239,7 +241,10 @@ impl Service {
             // Read messages are collected before this call archives more, so that none is
             // returned twice.
             let read_before = match include_read {
-                true => Some(tx.read_messages(&request.project_id, agent, now)?),
+                true => Some(newest(
+                    tx.read_messages(&request.project_id, agent, now)?,
+                    limit,
+                )),
                 false => None,
             };
             let unread = tx.inbox(&request.project_id, agent, now)?;
@@ -258,6 +263,19 @@ impl Service {
             result["read_messages"] = json!(rendered);
         }
         Ok(Some(result))
+    }
+
+    /// Returns the agent's unexpired read messages, oldest first.
+    fn recent_reads(&self, request: &ReceiveMessagesRequest) -> ServiceResult<Vec<Value>> {
+        self.read(|tx| {
+            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+            let read = tx.read_messages(&request.project_id, &member.agent_name, now_ms())?;
+            let (_, limit) = page(None, request.limit);
+            Ok(newest(read, limit.max(1))
+                .iter()
+                .map(views::message)
+                .collect())
+        })
     }
 
     /// Returns whether the agent has unread messages past `offset`, without consuming any.
@@ -319,8 +337,22 @@ impl Service {
         {
             inbox.extend(timeout);
         }
+        if request.include_read == Some(true) {
+            let request = request.clone();
+            let read = self
+                .blocking(move |service| service.recent_reads(&request))
+                .await?;
+            result["read_messages"] = json!(read);
+        }
         Ok(result)
     }
+}
+
+/// Keeps the newest `limit` messages of a list ordered oldest first.
+fn newest(mut messages: Vec<MessageRecord>, limit: usize) -> Vec<MessageRecord> {
+    let excess = messages.len().saturating_sub(limit);
+    messages.drain(..excess);
+    messages
 }
 
 /// Renders received messages with reply warnings and handoff guidance.

@@ -438,3 +438,8 @@ pub struct AuditLogRequest {
     #[serde(default)]
     pub limit: Option<u64>,
 }
+
+/// Arguments of a tool that takes none, such as `version`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArguments {}

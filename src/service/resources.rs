@@ -309,7 +309,7 @@ impl Service {
             ));
         }
         check_kind(&manifest, ResourceKind::Document, "get_resource")?;
-        if let Some(version) = request.version.filter(|v| *v != manifest.version) {
+        if let Some(version) = request.version {
             return read_version(tx, &manifest, version).map(Read::Found);
         }
         if request.if_none_match.as_deref() == Some(manifest.etag.as_str()) {

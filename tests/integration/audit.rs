@@ -382,3 +382,32 @@ async fn deleted_project_stays_in_audit() -> Result<()> {
     assert_eq!(summaries(&audit)?, expected);
     Ok(())
 }
+
+#[tokio::test]
+async fn reused_project_id_hides_old_records() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let alice = server.agent(&directory_of("alice")).await?;
+    let bob = server.agent(&directory_of("bob")).await?;
+    let create =
+        |creator: &str| json!({ "project_id": "reused", "name": "Reused", "created_by": creator });
+    alice.ok("create_project", create("alice")).await?;
+    alice
+        .ok(
+            "delete_project",
+            json!({ "project_id": "reused", "agent_name": "alice" }),
+        )
+        .await?;
+    bob.ok("create_project", create("bob")).await?;
+
+    let audit = bob
+        .ok(
+            "audit_log",
+            json!({ "project_id": "reused", "agent_name": "bob" }),
+        )
+        .await?;
+
+    // The records of the deleted project with the same id belong to other agents.
+    assert_eq!(summaries(&audit)?, succeeded(&[("create_project", "bob")]));
+    Ok(())
+}
