@@ -31,6 +31,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// Versions of each document kept in its history.
     pub history_limit: u64,
+    /// Group commit: most calls per write transaction, and the commit durability.
+    pub commit: crate::storage::CommitOptions,
     /// Client id that replaces the one derived from the working directory (stdio only).
     pub client_id_override: Option<String>,
 }
@@ -55,6 +57,7 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             max_sessions: 1000,
             history_limit: 20,
+            commit: crate::storage::CommitOptions::default(),
             client_id_override: None,
         }
     }

@@ -68,6 +68,15 @@ struct Settings {
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 100, value_parser = at_least_one)]
     max_waiters: usize,
 
+    /// Most write calls committed together in one transaction (group commit); 1 commits each
+    /// call on its own.
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 256, value_parser = at_least_one)]
+    commit_batch_max: usize,
+
+    /// Skip the disk sync at commit: much faster, but a crash loses recent acknowledged writes.
+    #[arg(long, global = true)]
+    unsafe_no_sync: bool,
+
     /// Concurrent long-polls allowed in the whole process.
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000, value_parser = at_least_one)]
     max_long_polls: usize,
@@ -191,6 +200,10 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     config.progress_interval = Duration::from_secs(settings.progress_interval);
     config.max_waiters = settings.max_waiters;
     config.max_long_polls = settings.max_long_polls;
+    config.commit.max_batch = settings.commit_batch_max;
+    if settings.unsafe_no_sync {
+        config.commit.durability = redb::Durability::None;
+    }
     // The client id override names the one client of a stdio process; over HTTP every client
     // brings its own working directory.
     if stdio {

@@ -75,10 +75,11 @@ impl Service {
     /// Records a failed call of an audited handle in a transaction of its own.
     pub fn record_failure(&self, code: ErrorCode) {
         let Some(context) = &self.audit else { return };
-        let mut record = context.record(code.as_str());
-        let written = self
-            .store
-            .write(|tx| tx.push_audit(&mut record).map_err(ServiceError::from));
+        let record = context.record(code.as_str());
+        let written = self.store.write(move |tx| {
+            tx.push_audit(&mut record.clone())
+                .map_err(ServiceError::from)
+        });
         if let Err(err) = written {
             warn!(action = %context.action, cause = err.internal.as_deref().unwrap_or_default(), "cannot record a failed call in the audit trail");
         }

@@ -73,43 +73,47 @@ impl Service {
             ));
         }
 
-        let (manifest, seq) = self.write(|tx| {
-            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let agent = member.agent_name.as_str();
-            let now = now_ms();
-            let manifest = match tx.manifest(&request.project_id, &request.log_id)? {
-                Some(existing) => {
-                    if !can_write(&existing, agent) {
-                        return Err(denied(
-                            ErrorCode::WritePermissionDenied,
-                            "append to",
-                            agent,
-                            &existing,
-                        ));
+        let (manifest, seq) = self.write({
+            let request = request.clone();
+            let entry_json = entry_json.clone();
+            move |tx| {
+                let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let agent = member.agent_name.as_str();
+                let now = now_ms();
+                let manifest = match tx.manifest(&request.project_id, &request.log_id)? {
+                    Some(existing) => {
+                        if !can_write(&existing, agent) {
+                            return Err(denied(
+                                ErrorCode::WritePermissionDenied,
+                                "append to",
+                                agent,
+                                &existing,
+                            ));
+                        }
+                        check_kind(&existing, ResourceKind::Log, "append_log")?;
+                        existing
                     }
-                    check_kind(&existing, ResourceKind::Log, "append_log")?;
-                    existing
-                }
-                None => new_log(request, agent, now),
-            };
-            let seq = manifest.version + 1;
-            let record = LogEntryRecord {
-                seq,
-                author: agent.to_owned(),
-                at_ms: now,
-                entry_json: entry_json.clone(),
-            };
-            tx.put_log_entry(&request.project_id, &request.log_id, &record)?;
-            let manifest = ManifestRecord {
-                updated_at_ms: now,
-                etag: new_etag(),
-                size_bytes: manifest.size_bytes + entry_json.len() as u64,
-                content_hash: chain_hash(&manifest.content_hash, &entry_json),
-                version: seq,
-                ..manifest
-            };
-            tx.put_resource(&manifest, &[])?;
-            Ok((manifest, seq))
+                    None => new_log(&request, agent, now),
+                };
+                let seq = manifest.version + 1;
+                let record = LogEntryRecord {
+                    seq,
+                    author: agent.to_owned(),
+                    at_ms: now,
+                    entry_json: entry_json.clone(),
+                };
+                tx.put_log_entry(&request.project_id, &request.log_id, &record)?;
+                let manifest = ManifestRecord {
+                    updated_at_ms: now,
+                    etag: new_etag(),
+                    size_bytes: manifest.size_bytes + entry_json.len() as u64,
+                    content_hash: chain_hash(&manifest.content_hash, &entry_json),
+                    version: seq,
+                    ..manifest
+                };
+                tx.put_resource(&manifest, &[])?;
+                Ok((manifest, seq))
+            }
         })?;
 
         debug!(project_id = %manifest.project_id, log_id = %manifest.resource_id, seq, "log entry appended");

@@ -39,40 +39,43 @@ impl Service {
     /// count and online state. Counting unread messages consumes none of them.
     pub fn status(&self, identity: &Identity) -> ServiceResult<Value> {
         let now = now_ms();
-        let projects = self.write(|tx| {
-            let client = match tx.client(&identity.client_id)? {
-                Some(client) => ClientRecord {
-                    last_seen_ms: now,
-                    ..client
-                },
-                None => ClientRecord {
-                    client_id: identity.client_id.clone(),
-                    created_at_ms: now,
-                    last_seen_ms: now,
-                },
-            };
-            tx.put_client(&client)?;
-            let mut projects = Vec::new();
-            for membership in tx.memberships(&identity.client_id)? {
-                let Some(project) = tx.project(&membership.project_id)? else {
-                    continue;
+        let projects = self.write({
+            let identity = identity.clone();
+            move |tx| {
+                let client = match tx.client(&identity.client_id)? {
+                    Some(client) => ClientRecord {
+                        last_seen_ms: now,
+                        ..client
+                    },
+                    None => ClientRecord {
+                        client_id: identity.client_id.clone(),
+                        created_at_ms: now,
+                        last_seen_ms: now,
+                    },
                 };
-                let member = tx.member(&membership.project_id, &membership.agent_name)?;
-                let unread = tx
-                    .inbox(&membership.project_id, &membership.agent_name, now)?
-                    .len();
-                projects.push(json!({
-                    "project_id": project.project_id,
-                    "project_name": project.name,
-                    "agent_name": membership.agent_name,
-                    "role": role_of(&project, &membership.agent_name),
-                    "unread_count": unread,
-                    "online": member.is_some_and(|m| m.online),
-                    "archived": project.archived,
-                    "joined_at": format_ms(membership.joined_at_ms),
-                }));
+                tx.put_client(&client)?;
+                let mut projects = Vec::new();
+                for membership in tx.memberships(&identity.client_id)? {
+                    let Some(project) = tx.project(&membership.project_id)? else {
+                        continue;
+                    };
+                    let member = tx.member(&membership.project_id, &membership.agent_name)?;
+                    let unread = tx
+                        .inbox(&membership.project_id, &membership.agent_name, now)?
+                        .len();
+                    projects.push(json!({
+                        "project_id": project.project_id,
+                        "project_name": project.name,
+                        "agent_name": membership.agent_name,
+                        "role": role_of(&project, &membership.agent_name),
+                        "unread_count": unread,
+                        "online": member.is_some_and(|m| m.online),
+                        "archived": project.archived,
+                        "joined_at": format_ms(membership.joined_at_ms),
+                    }));
+                }
+                Ok(projects)
             }
-            Ok(projects)
         })?;
         let unread: u64 = projects
             .iter()
@@ -102,18 +105,23 @@ impl Service {
         check_id("agent_name", &request.agent_name)?;
         check_tags(request)?;
         let now = now_ms();
-        let (project, member) = self.write(|tx| {
-            let project = require_project(tx.project(&request.project_id)?, &request.project_id)?;
-            let member = claim(
-                tx,
-                identity,
-                &project,
-                &request.agent_name,
-                request.capabilities.clone(),
-                request.labels.clone(),
-                now,
-            )?;
-            Ok((project, member))
+        let (project, member) = self.write({
+            let request = request.clone();
+            let identity = identity.clone();
+            move |tx| {
+                let project =
+                    require_project(tx.project(&request.project_id)?, &request.project_id)?;
+                let member = claim(
+                    tx,
+                    &identity,
+                    &project,
+                    &request.agent_name,
+                    request.capabilities.clone(),
+                    request.labels.clone(),
+                    now,
+                )?;
+                Ok((project, member))
+            }
         })?;
         info!(project_id = %project.project_id, agent = %member.agent_name, client_id = %identity.client_id, "agent joined");
         self.waiters.notify(&WaitKey::project(&project.project_id));
@@ -138,31 +146,34 @@ impl Service {
     pub fn leave_project(&self, request: &ProjectAgentRequest) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
-        let (archived, coordinator) = self.write(|tx| {
-            let (mut project, member) =
-                project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let unread: Vec<u64> = tx
-                .inbox(&project.project_id, &member.agent_name, i64::MIN)?
-                .into_iter()
-                .map(|(seq, _)| seq)
-                .collect();
-            tx.archive_messages(&project.project_id, &member.agent_name, &unread)?;
-            tx.delete_member(&project.project_id, &member.agent_name)?;
-            if let Some(client_id) = &member.client_id {
-                tx.delete_membership(client_id, &project.project_id)?;
-            }
-            // A departing coordinator hands the role to the longest-standing member, so that
-            // handoffs keep working; with nobody left the project has no coordinator.
-            let leaves_role = role_of(&project, &member.agent_name) == "coordinator";
-            if leaves_role {
-                let successor = tx
-                    .members(&project.project_id)?
+        let (archived, coordinator) = self.write({
+            let request = request.clone();
+            move |tx| {
+                let (mut project, member) =
+                    project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let unread: Vec<u64> = tx
+                    .inbox(&project.project_id, &member.agent_name, i64::MIN)?
                     .into_iter()
-                    .min_by_key(|m| m.joined_at_ms);
-                project.coordinator = successor.map(|m| m.agent_name);
-                tx.put_project(&project)?;
+                    .map(|(seq, _)| seq)
+                    .collect();
+                tx.archive_messages(&project.project_id, &member.agent_name, &unread)?;
+                tx.delete_member(&project.project_id, &member.agent_name)?;
+                if let Some(client_id) = &member.client_id {
+                    tx.delete_membership(client_id, &project.project_id)?;
+                }
+                // A departing coordinator hands the role to the longest-standing member, so that
+                // handoffs keep working; with nobody left the project has no coordinator.
+                let leaves_role = role_of(&project, &member.agent_name) == "coordinator";
+                if leaves_role {
+                    let successor = tx
+                        .members(&project.project_id)?
+                        .into_iter()
+                        .min_by_key(|m| m.joined_at_ms);
+                    project.coordinator = successor.map(|m| m.agent_name);
+                    tx.put_project(&project)?;
+                }
+                Ok((unread.len(), project.coordinator))
             }
-            Ok((unread.len(), project.coordinator))
         })?;
         info!(project_id = %request.project_id, agent = %request.agent_name, archived, "agent left");
         self.waiters.notify(&WaitKey::project(&request.project_id));
@@ -181,12 +192,16 @@ impl Service {
         check_id("agent_name", &request.agent_name)?;
         let now = now_ms();
         let online = request.online.unwrap_or(true);
-        let member = self.write(|tx| {
-            let (_, mut member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            member.last_seen_ms = now;
-            member.online = online;
-            tx.put_member(&member)?;
-            Ok(member)
+        let member = self.write({
+            let request = request.clone();
+            move |tx| {
+                let (_, mut member) =
+                    project_and_member(tx, &request.project_id, &request.agent_name)?;
+                member.last_seen_ms = now;
+                member.online = online;
+                tx.put_member(&member)?;
+                Ok(member)
+            }
         })?;
         Ok(json!({
             "project_id": member.project_id,

@@ -155,7 +155,7 @@ impl Service {
         }
         let project_id = request.project_id.as_str();
         let metadata = request.metadata.clone();
-        let mut message = MessageRecord {
+        let message = MessageRecord {
             message_id: uuid::Uuid::new_v4().to_string(),
             project_id: project_id.to_owned(),
             from_agent: request.from_agent.clone(),
@@ -172,43 +172,50 @@ impl Service {
             trace_id: metadata.and_then(|m| m.trace_id),
         };
 
-        let recipients = self.write(|tx| {
-            let project = require_project(tx.project(project_id)?, project_id)?;
-            let sender = require_member(
-                tx.member(project_id, &request.from_agent)?,
-                ErrorCode::SenderNotFound,
-                project_id,
-                &request.from_agent,
-            )?;
-            check_handoff(
-                &project,
-                &sender.agent_name,
-                &request.payload,
-                reply_expected,
-            )?;
-            message.from_agent = sender.agent_name.clone();
-            let recipients: Vec<String> = match target {
-                Target::Direct(to) => {
-                    let recipient = require_member(
-                        tx.member(project_id, to)?,
-                        ErrorCode::RecipientNotFound,
-                        project_id,
-                        to,
-                    )?;
-                    message.to_agent = Some(recipient.agent_name.clone());
-                    vec![recipient.agent_name]
+        let (recipients, message) = self.write({
+            let request = request.clone();
+            let message = message.clone();
+            move |tx| {
+                let mut message = message.clone();
+                let project_id = request.project_id.as_str();
+                let target = self::target(&request)?;
+                let project = require_project(tx.project(project_id)?, project_id)?;
+                let sender = require_member(
+                    tx.member(project_id, &request.from_agent)?,
+                    ErrorCode::SenderNotFound,
+                    project_id,
+                    &request.from_agent,
+                )?;
+                check_handoff(
+                    &project,
+                    &sender.agent_name,
+                    &request.payload,
+                    reply_expected,
+                )?;
+                message.from_agent = sender.agent_name.clone();
+                let recipients: Vec<String> = match target {
+                    Target::Direct(to) => {
+                        let recipient = require_member(
+                            tx.member(project_id, to)?,
+                            ErrorCode::RecipientNotFound,
+                            project_id,
+                            to,
+                        )?;
+                        message.to_agent = Some(recipient.agent_name.clone());
+                        vec![recipient.agent_name]
+                    }
+                    Target::Broadcast => tx
+                        .members(project_id)?
+                        .into_iter()
+                        .map(|member| member.agent_name)
+                        .filter(|name| !same_agent(name, &sender.agent_name))
+                        .collect(),
+                };
+                for recipient in &recipients {
+                    tx.push_message(recipient, &message)?;
                 }
-                Target::Broadcast => tx
-                    .members(project_id)?
-                    .into_iter()
-                    .map(|member| member.agent_name)
-                    .filter(|name| !same_agent(name, &sender.agent_name))
-                    .collect(),
-            };
-            for recipient in &recipients {
-                tx.push_message(recipient, &message)?;
+                Ok((recipients, message))
             }
-            Ok(recipients)
         })?;
 
         debug!(project_id, message_id = %message.message_id, from = %message.from_agent, recipients = recipients.len(), "message sent");
@@ -231,28 +238,31 @@ impl Service {
         let limit = limit.max(1);
         let include_read = request.include_read == Some(true);
         let now = now_ms();
-        let (taken, read_before) = self.write(|tx| {
-            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let agent = member.agent_name.as_str();
-            let purged = tx.purge_expired(&request.project_id, agent, now)?;
-            if purged > 0 {
-                info!(project_id = %request.project_id, agent, purged, "expired messages purged");
+        let (taken, read_before) = self.write({
+            let request = request.clone();
+            move |tx| {
+                let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let agent = member.agent_name.as_str();
+                let purged = tx.purge_expired(&request.project_id, agent, now)?;
+                if purged > 0 {
+                    info!(project_id = %request.project_id, agent, purged, "expired messages purged");
+                }
+                // Read messages are collected before this call archives more, so that none is
+                // returned twice.
+                let read_before = match include_read {
+                    true => Some(newest(
+                        tx.read_messages(&request.project_id, agent, now)?,
+                        limit,
+                    )),
+                    false => None,
+                };
+                let unread = tx.inbox(&request.project_id, agent, now)?;
+                let taken: Vec<(u64, MessageRecord)> =
+                    unread.into_iter().skip(offset).take(limit).collect();
+                let seqs: Vec<u64> = taken.iter().map(|(seq, _)| *seq).collect();
+                tx.archive_messages(&request.project_id, agent, &seqs)?;
+                Ok((taken, read_before))
             }
-            // Read messages are collected before this call archives more, so that none is
-            // returned twice.
-            let read_before = match include_read {
-                true => Some(newest(
-                    tx.read_messages(&request.project_id, agent, now)?,
-                    limit,
-                )),
-                false => None,
-            };
-            let unread = tx.inbox(&request.project_id, agent, now)?;
-            let taken: Vec<(u64, MessageRecord)> =
-                unread.into_iter().skip(offset).take(limit).collect();
-            let seqs: Vec<u64> = taken.iter().map(|(seq, _)| *seq).collect();
-            tx.archive_messages(&request.project_id, agent, &seqs)?;
-            Ok((taken, read_before))
         })?;
         if taken.is_empty() && request.wait == Some(true) {
             return Ok(None);

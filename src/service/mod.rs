@@ -78,7 +78,7 @@ impl Drop for CallGuard {
 impl Service {
     /// Opens the database of `config` and creates the service on it.
     pub fn open(config: Config) -> Result<Service, StorageError> {
-        let store = Store::open(&config.database_path())?;
+        let store = Store::open_with(&config.database_path(), config.commit)?;
         Ok(Service::with_store(Arc::new(store), config))
     }
 
@@ -161,10 +161,17 @@ impl Service {
         self.store.read(work)
     }
 
-    fn write<T>(&self, work: impl FnOnce(&WriteTxn) -> ServiceResult<T>) -> ServiceResult<T> {
-        self.store.write(|tx| {
+    /// Runs `work` in the next group-committed write transaction, with the audit record of
+    /// an audited handle. `work` may run more than once, so it only acts through `tx`.
+    fn write<T, F>(&self, work: F) -> ServiceResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&WriteTxn) -> ServiceResult<T> + Send + 'static,
+    {
+        let audit = self.audit.clone();
+        self.store.write(move |tx| {
             let value = work(tx)?;
-            if let Some(context) = &self.audit {
+            if let Some(context) = &audit {
                 tx.push_audit(&mut context.record("ok"))?;
             }
             Ok(value)

@@ -55,23 +55,27 @@ impl Service {
             archive_reason: None,
         };
 
-        let joined = self.write(|tx| {
-            if tx.project(&project.project_id)?.is_some() {
-                return Err(ServiceError::new(
-                    ErrorCode::ProjectExists,
-                    format!(
-                        "project {:?} already exists; join it with join_project or pick another id",
-                        project.project_id
-                    ),
-                )
-                .with("project_id", project.project_id.as_str()));
-            }
-            tx.put_project(&project)?;
-            match &project.created_by {
-                Some(creator) => {
-                    members::claim(tx, identity, &project, creator, None, None, now).map(Some)
+        let joined = self.write({
+            let project = project.clone();
+            let identity = identity.clone();
+            move |tx| {
+                if tx.project(&project.project_id)?.is_some() {
+                    return Err(ServiceError::new(
+                        ErrorCode::ProjectExists,
+                        format!(
+                            "project {:?} already exists; join it with join_project or pick another id",
+                            project.project_id
+                        ),
+                    )
+                    .with("project_id", project.project_id.as_str()));
                 }
-                None => Ok(None),
+                tx.put_project(&project)?;
+                match &project.created_by {
+                    Some(creator) => {
+                        members::claim(tx, &identity, &project, creator, None, None, now).map(Some)
+                    }
+                    None => Ok(None),
+                }
             }
         })?;
 
@@ -144,43 +148,47 @@ impl Service {
         check_id("from_agent", &request.from_agent)?;
         check_id("to_agent", &request.to_agent)?;
         let project_id = request.project_id.as_str();
-        let (from, to) = self.write(|tx| {
-            let mut project = require_project(tx.project(project_id)?, project_id)?;
-            let from = require_member(
-                tx.member(project_id, &request.from_agent)?,
-                ErrorCode::FromAgentNotFound,
-                project_id,
-                &request.from_agent,
-            )?;
-            let to = require_member(
-                tx.member(project_id, &request.to_agent)?,
-                ErrorCode::ToAgentNotFound,
-                project_id,
-                &request.to_agent,
-            )?;
-            let is_coordinator = project.coordinator.as_deref().is_some_and(|c| same_agent(c, &from.agent_name));
-            if !is_coordinator {
-                return Err(ServiceError::new(
-                    ErrorCode::NotCoordinator,
-                    format!(
-                        "agent {:?} is not the coordinator of project {project_id:?} (the coordinator is {}); only the coordinator can hand over",
-                        from.agent_name,
-                        project.coordinator.as_deref().map_or("nobody".to_owned(), |c| format!("{c:?}"))
-                    ),
-                )
-                .with("project_id", project_id)
-                .with("coordinator", project.coordinator.clone()));
+        let (from, to) = self.write({
+            let request = request.clone();
+            move |tx| {
+                let project_id = request.project_id.as_str();
+                let mut project = require_project(tx.project(project_id)?, project_id)?;
+                let from = require_member(
+                    tx.member(project_id, &request.from_agent)?,
+                    ErrorCode::FromAgentNotFound,
+                    project_id,
+                    &request.from_agent,
+                )?;
+                let to = require_member(
+                    tx.member(project_id, &request.to_agent)?,
+                    ErrorCode::ToAgentNotFound,
+                    project_id,
+                    &request.to_agent,
+                )?;
+                let is_coordinator = project.coordinator.as_deref().is_some_and(|c| same_agent(c, &from.agent_name));
+                if !is_coordinator {
+                    return Err(ServiceError::new(
+                        ErrorCode::NotCoordinator,
+                        format!(
+                            "agent {:?} is not the coordinator of project {project_id:?} (the coordinator is {}); only the coordinator can hand over",
+                            from.agent_name,
+                            project.coordinator.as_deref().map_or("nobody".to_owned(), |c| format!("{c:?}"))
+                        ),
+                    )
+                    .with("project_id", project_id)
+                    .with("coordinator", project.coordinator.clone()));
+                }
+                if same_agent(&from.agent_name, &to.agent_name) {
+                    return Err(ServiceError::new(
+                        ErrorCode::AlreadyCoordinator,
+                        format!("agent {:?} is already the coordinator of project {project_id:?}", to.agent_name),
+                    )
+                    .with("project_id", project_id));
+                }
+                project.coordinator = Some(to.agent_name.clone());
+                tx.put_project(&project)?;
+                Ok((from.agent_name, to.agent_name))
             }
-            if same_agent(&from.agent_name, &to.agent_name) {
-                return Err(ServiceError::new(
-                    ErrorCode::AlreadyCoordinator,
-                    format!("agent {:?} is already the coordinator of project {project_id:?}", to.agent_name),
-                )
-                .with("project_id", project_id));
-            }
-            project.coordinator = Some(to.agent_name.clone());
-            tx.put_project(&project)?;
-            Ok((from.agent_name, to.agent_name))
         })?;
         info!(project_id, from = %from, to = %to, "coordinator handed over");
         self.waiters.notify(&WaitKey::project(project_id));
@@ -192,21 +200,24 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
         check_optional_text("reason", request.reason.as_deref(), MAX_TEXT_LENGTH)?;
-        let project = self.write(|tx| {
-            let (mut project, member) =
-                project_and_member(tx, &request.project_id, &request.agent_name)?;
-            check_creator(
-                &project,
-                &member.agent_name,
-                ErrorCode::ArchivePermissionDenied,
-                "archive",
-            )?;
-            project.archived = true;
-            project.archived_at_ms = Some(now_ms());
-            project.archived_by = Some(member.agent_name.clone());
-            project.archive_reason = request.reason.clone();
-            tx.put_project(&project)?;
-            Ok(project)
+        let project = self.write({
+            let request = request.clone();
+            move |tx| {
+                let (mut project, member) =
+                    project_and_member(tx, &request.project_id, &request.agent_name)?;
+                check_creator(
+                    &project,
+                    &member.agent_name,
+                    ErrorCode::ArchivePermissionDenied,
+                    "archive",
+                )?;
+                project.archived = true;
+                project.archived_at_ms = Some(now_ms());
+                project.archived_by = Some(member.agent_name.clone());
+                project.archive_reason = request.reason.clone();
+                tx.put_project(&project)?;
+                Ok(project)
+            }
         })?;
         info!(project_id = %project.project_id, agent = %request.agent_name, "project archived");
         self.waiters.notify(&WaitKey::project(&project.project_id));
@@ -218,17 +229,20 @@ impl Service {
     pub fn delete_project(&self, request: &ProjectAgentRequest) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
-        self.write(|tx| {
-            let (project, member) =
-                project_and_member(tx, &request.project_id, &request.agent_name)?;
-            check_creator(
-                &project,
-                &member.agent_name,
-                ErrorCode::DeletePermissionDenied,
-                "delete",
-            )?;
-            tx.delete_project(&project.project_id)?;
-            Ok(())
+        self.write({
+            let request = request.clone();
+            move |tx| {
+                let (project, member) =
+                    project_and_member(tx, &request.project_id, &request.agent_name)?;
+                check_creator(
+                    &project,
+                    &member.agent_name,
+                    ErrorCode::DeletePermissionDenied,
+                    "delete",
+                )?;
+                tx.delete_project(&project.project_id)?;
+                Ok(())
+            }
         })?;
         info!(project_id = %request.project_id, agent = %request.agent_name, "project deleted");
         self.waiters.notify(&WaitKey::project(&request.project_id));

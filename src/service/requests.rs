@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Arguments of `status`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     /// Absolute, normalized path of the agent's working folder. It identifies the client.
@@ -18,7 +18,7 @@ pub struct StatusRequest {
 }
 
 /// Arguments of `create_project`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectRequest {
     /// New project id: 1 to 256 characters of A-Z a-z 0-9 _ -.
@@ -38,7 +38,7 @@ pub struct CreateProjectRequest {
 }
 
 /// Arguments of `join_project`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinProjectRequest {
     /// Project to join.
@@ -54,7 +54,7 @@ pub struct JoinProjectRequest {
 }
 
 /// Arguments of `get_project_info`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInfoRequest {
     /// Project to describe.
@@ -68,7 +68,7 @@ pub struct ProjectInfoRequest {
 }
 
 /// Arguments of `list_projects`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListProjectsRequest {
     /// Number of projects to skip (default 0).
@@ -112,7 +112,7 @@ impl Priority {
 }
 
 /// Arguments of `send_message`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// Project of sender and recipients.
@@ -138,7 +138,7 @@ pub struct SendMessageRequest {
 }
 
 /// Arguments of `receive_messages`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveMessagesRequest {
     /// Project of the inbox.
@@ -176,7 +176,7 @@ pub struct Permissions {
 }
 
 /// Arguments of `store_resource`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreResourceRequest {
     /// Project of the resource.
@@ -216,7 +216,7 @@ pub struct StoreResourceRequest {
 }
 
 /// Arguments of `get_resource`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetResourceRequest {
     /// Project of the resource.
@@ -242,7 +242,7 @@ pub struct GetResourceRequest {
 }
 
 /// Arguments of `list_resources`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListResourcesRequest {
     /// Project to list.
@@ -258,7 +258,7 @@ pub struct ListResourcesRequest {
 }
 
 /// Arguments of `delete_resource`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteResourceRequest {
     /// Project of the resource.
@@ -270,7 +270,7 @@ pub struct DeleteResourceRequest {
 }
 
 /// Arguments of `heartbeat`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     /// Project of the member.
@@ -283,7 +283,7 @@ pub struct HeartbeatRequest {
 }
 
 /// Arguments of `handover_coordinator`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandoverRequest {
     /// Project whose coordinator changes.
@@ -295,7 +295,7 @@ pub struct HandoverRequest {
 }
 
 /// Arguments of `delete_project`, `leave_project` and `archive_project`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectAgentRequest {
     /// Project to act on.
@@ -305,7 +305,7 @@ pub struct ProjectAgentRequest {
 }
 
 /// Arguments of `archive_project`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveProjectRequest {
     /// Project to archive. It stays readable.
@@ -318,7 +318,7 @@ pub struct ArchiveProjectRequest {
 }
 
 /// Arguments of `resource_history`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceHistoryRequest {
     /// Project of the resource.
@@ -344,7 +344,7 @@ pub enum Operation {
 }
 
 /// Arguments of `update_resource`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateResourceRequest {
     /// Project of the resource.
@@ -373,7 +373,7 @@ pub struct UpdateResourceRequest {
 }
 
 /// Arguments of `append_log`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppendLogRequest {
     /// Project of the log.
@@ -394,7 +394,7 @@ pub struct AppendLogRequest {
 }
 
 /// Arguments of `read_log`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadLogRequest {
     /// Project of the log.
@@ -418,7 +418,7 @@ pub struct ReadLogRequest {
 }
 
 /// Arguments of `audit_log`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogRequest {
     /// Project whose audit records to return. Required unless the caller holds the token.
@@ -440,6 +440,6 @@ pub struct AuditLogRequest {
 }
 
 /// Arguments of a tool that takes none, such as `version`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArguments {}

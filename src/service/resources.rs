@@ -257,27 +257,40 @@ impl Service {
         let content = content_text(request, self.config.max_payload_size)?;
         let keep = self.config.history_limit;
 
-        let (manifest, created, permissions_ignored) = self.write(|tx| {
-            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let existing = tx.manifest(&request.project_id, &request.resource_id)?;
-            if let Some(existing) = &existing {
-                check_kind(existing, ResourceKind::Document, "store_resource")?;
-            }
-            let now = now_ms();
-            match existing {
-                Some(existing) => update(
-                    tx,
-                    request,
-                    &member,
-                    existing,
-                    content,
-                    metadata_json,
-                    now,
-                    keep,
-                )
-                .map(|(manifest, ignored)| (manifest, false, ignored)),
-                None => create(tx, request, &member, content, metadata_json, now, keep)
+        let (manifest, created, permissions_ignored) = self.write({
+            let request = request.clone();
+            let content = content.clone();
+            let metadata_json = metadata_json.clone();
+            move |tx| {
+                let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let existing = tx.manifest(&request.project_id, &request.resource_id)?;
+                if let Some(existing) = &existing {
+                    check_kind(existing, ResourceKind::Document, "store_resource")?;
+                }
+                let now = now_ms();
+                match existing {
+                    Some(existing) => update(
+                        tx,
+                        &request,
+                        &member,
+                        existing,
+                        content.clone(),
+                        metadata_json.clone(),
+                        now,
+                        keep,
+                    )
+                    .map(|(manifest, ignored)| (manifest, false, ignored)),
+                    None => create(
+                        tx,
+                        &request,
+                        &member,
+                        content.clone(),
+                        metadata_json.clone(),
+                        now,
+                        keep,
+                    )
                     .map(|m| (m, true, false)),
+                }
             }
         })?;
 
@@ -442,21 +455,24 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("resource_id", &request.resource_id)?;
         check_id("agent_name", &request.agent_name)?;
-        self.write(|tx| {
-            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let manifest = tx
-                .manifest(&request.project_id, &request.resource_id)?
-                .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
-            if !same_agent(&manifest.creator, &member.agent_name) {
-                return Err(denied(
-                    ErrorCode::DeletePermissionDenied,
-                    "delete",
-                    &member.agent_name,
-                    &manifest,
-                ));
+        self.write({
+            let request = request.clone();
+            move |tx| {
+                let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let manifest = tx
+                    .manifest(&request.project_id, &request.resource_id)?
+                    .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
+                if !same_agent(&manifest.creator, &member.agent_name) {
+                    return Err(denied(
+                        ErrorCode::DeletePermissionDenied,
+                        "delete",
+                        &member.agent_name,
+                        &manifest,
+                    ));
+                }
+                tx.delete_resource(&request.project_id, &request.resource_id)?;
+                Ok(())
             }
-            tx.delete_resource(&request.project_id, &request.resource_id)?;
-            Ok(())
         })?;
         info!(project_id = %request.project_id, resource_id = %request.resource_id, agent = %request.agent_name, "resource deleted");
         self.waiters.notify(&WaitKey::resource(

@@ -163,45 +163,48 @@ impl Service {
         check_id("agent_name", &request.agent_name)?;
         let max_bytes = self.config.max_payload_size;
         let keep = self.config.history_limit;
-        let (manifest, content) = self.write(|tx| {
-            let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
-            let existing = tx
-                .manifest(&request.project_id, &request.resource_id)?
-                .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
-            check_kind(&existing, ResourceKind::Document, "update_resource")?;
-            if !can_write(&existing, &member.agent_name) {
-                let agent = &member.agent_name;
-                return Err(denied(ErrorCode::WritePermissionDenied, "write", agent, &existing));
-            }
-            match request.etag.as_deref() {
-                None | Some("") | Some("*") => {}
-                Some(etag) if etag == existing.etag => {}
-                Some(_) => {
-                    return Err(ServiceError::new(
-                        ErrorCode::EtagMismatch,
-                        format!("resource {:?} no longer has that etag; read it again, or update without an etag", existing.resource_id),
-                    )
-                    .with("resource_id", existing.resource_id.as_str()));
+        let (manifest, content) = self.write({
+            let request = request.clone();
+            move |tx| {
+                let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
+                let existing = tx
+                    .manifest(&request.project_id, &request.resource_id)?
+                    .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
+                check_kind(&existing, ResourceKind::Document, "update_resource")?;
+                if !can_write(&existing, &member.agent_name) {
+                    let agent = &member.agent_name;
+                    return Err(denied(ErrorCode::WritePermissionDenied, "write", agent, &existing));
                 }
+                match request.etag.as_deref() {
+                    None | Some("") | Some("*") => {}
+                    Some(etag) if etag == existing.etag => {}
+                    Some(_) => {
+                        return Err(ServiceError::new(
+                            ErrorCode::EtagMismatch,
+                            format!("resource {:?} no longer has that etag; read it again, or update without an etag", existing.resource_id),
+                        )
+                        .with("resource_id", existing.resource_id.as_str()));
+                    }
+                }
+                let bytes = tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default();
+                let current = String::from_utf8_lossy(&bytes).into_owned();
+                let updated = apply(&current, &request)?;
+                if updated.len() > max_bytes {
+                    return Err(ServiceError::new(
+                        ErrorCode::ResourceTooLarge,
+                        format!("the updated content would be {} bytes; the maximum is {max_bytes}", updated.len()),
+                    ));
+                }
+                check_json_text("content", &updated)?;
+                let manifest = crate::storage::records::ManifestRecord {
+                    updated_at_ms: now_ms(),
+                    etag: new_etag(),
+                    version: existing.version + 1,
+                    ..existing
+                };
+                let manifest = save_document(tx, manifest, updated.as_bytes(), &member.agent_name, keep)?;
+                Ok((manifest, updated))
             }
-            let bytes = tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default();
-            let current = String::from_utf8_lossy(&bytes).into_owned();
-            let updated = apply(&current, request)?;
-            if updated.len() > max_bytes {
-                return Err(ServiceError::new(
-                    ErrorCode::ResourceTooLarge,
-                    format!("the updated content would be {} bytes; the maximum is {max_bytes}", updated.len()),
-                ));
-            }
-            check_json_text("content", &updated)?;
-            let manifest = crate::storage::records::ManifestRecord {
-                updated_at_ms: now_ms(),
-                etag: new_etag(),
-                version: existing.version + 1,
-                ..existing
-            };
-            let manifest = save_document(tx, manifest, updated.as_bytes(), &member.agent_name, keep)?;
-            Ok((manifest, updated))
         })?;
 
         debug!(project_id = %manifest.project_id, resource_id = %manifest.resource_id, version = manifest.version, "resource updated");

@@ -34,6 +34,8 @@ pub enum StorageError {
     },
     #[error("cannot encode record: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    #[error("write batch failed: {0}")]
+    Batch(String),
     #[error("database error: {0}")]
     Database(#[from] redb::Error),
 }

@@ -4,6 +4,7 @@
 //! one [`WriteTxn`] that commits durably before the call returns.
 
 mod codec;
+mod commit;
 mod error;
 pub mod records;
 pub mod schema;
@@ -12,16 +13,22 @@ mod txn;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableDatabase};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase};
+
+use commit::Committer;
 use tracing::info;
 
 pub use codec::{FORMAT_VERSION, decode, encode};
+pub use commit::CommitOptions;
 pub use error::StorageError;
 pub use txn::{ReadTxn, WriteTxn, agent_key};
 
 /// The database: one redb file holding every project, member, message and resource.
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
+    committer: Committer,
     path: PathBuf,
 }
 
@@ -31,6 +38,11 @@ impl Store {
     /// Fails with [`StorageError::SchemaTooNew`] when the file was written by a newer binary,
     /// and with [`StorageError::Open`] when another process has the file open.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
+        Store::open_with(path, CommitOptions::default())
+    }
+
+    /// Opens the database like [`Store::open`], with group commit set by `options`.
+    pub fn open_with(path: &Path, options: CommitOptions) -> Result<Store, StorageError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateFolder {
                 path: parent.into(),
@@ -44,8 +56,11 @@ impl Store {
         restrict_to_owner(path);
         let outcome = schema::migrate(&db)?;
         info!(path = %path.display(), from = outcome.from, to = outcome.to, "database opened");
+        let db = Arc::new(db);
+        let committer = Committer::start(Arc::clone(&db), options);
         Ok(Store {
             db,
+            committer,
             path: path.into(),
         })
     }
@@ -64,20 +79,18 @@ impl Store {
         work(&ReadTxn::new(tx))
     }
 
-    /// Runs `work` in one write transaction and commits it durably when `work` succeeds.
+    /// Runs `work` in a write transaction shared with concurrent calls (group commit) and
+    /// returns its result once that transaction is durably committed.
     ///
-    /// When `work` fails, the transaction is aborted and nothing it wrote is kept.
-    pub fn write<T, E>(&self, work: impl FnOnce(&WriteTxn) -> Result<T, E>) -> Result<T, E>
+    /// When `work` fails, nothing it wrote is kept. `work` may run more than once (when
+    /// another call of its batch fails after writing), so it must not act outside `tx`.
+    pub fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        E: From<StorageError>,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: Fn(&WriteTxn) -> Result<T, E> + Send + 'static,
     {
-        let mut tx = self.db.begin_write().map_err(StorageError::from)?;
-        tx.set_durability(Durability::Immediate)
-            .map_err(StorageError::from)?;
-        let txn = WriteTxn::new(tx);
-        let value = work(&txn)?;
-        txn.commit()?;
-        Ok(value)
+        self.committer.submit(work)
     }
 }
 

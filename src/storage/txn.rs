@@ -17,7 +17,10 @@ pub fn agent_key(agent_name: &str) -> String {
 pub struct ReadTxn(ReadTransaction);
 
 /// One write transaction. Dropping it without [`WriteTxn::commit`] aborts every write.
-pub struct WriteTxn(WriteTransaction);
+///
+/// It records whether anything was written since [`WriteTxn::clear_written`], so that group
+/// commit can tell whether a failed call left changes behind.
+pub struct WriteTxn(WriteTransaction, std::cell::Cell<bool>);
 
 impl ReadTxn {
     pub(super) fn new(tx: ReadTransaction) -> Self {
@@ -282,7 +285,19 @@ fn decode_content(bytes: &[u8]) -> Result<Vec<u8>> {
 
 impl WriteTxn {
     pub(super) fn new(tx: WriteTransaction) -> Self {
-        WriteTxn(tx)
+        WriteTxn(tx, std::cell::Cell::new(false))
+    }
+
+    pub(super) fn clear_written(&self) {
+        self.1.set(false);
+    }
+
+    pub(super) fn written(&self) -> bool {
+        self.1.get()
+    }
+
+    fn mark_written(&self) {
+        self.1.set(true);
     }
 
     pub(super) fn commit(self) -> Result<()> {
@@ -292,6 +307,7 @@ impl WriteTxn {
 
     /// Inserts or replaces a project.
     pub fn put_project(&self, project: &ProjectRecord) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(PROJECTS)?;
         table.insert(project.project_id.as_str(), encode(project)?.as_slice())?;
         Ok(())
@@ -299,6 +315,7 @@ impl WriteTxn {
 
     /// Inserts or replaces a member under the key of its name.
     pub fn put_member(&self, member: &MemberRecord) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(MEMBERS)?;
         let key = agent_key(&member.agent_name);
         table.insert(
@@ -310,6 +327,7 @@ impl WriteTxn {
 
     /// Removes a member.
     pub fn delete_member(&self, project_id: &str, agent_name: &str) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(MEMBERS)?;
         table.remove((project_id, agent_key(agent_name).as_str()))?;
         Ok(())
@@ -317,6 +335,7 @@ impl WriteTxn {
 
     /// Appends a message to an agent's inbox and returns its sequence number.
     pub fn push_message(&self, recipient: &str, message: &MessageRecord) -> Result<u64> {
+        self.mark_written();
         let seq = self.next_seq()?;
         let mut table = self.0.open_table(INBOX)?;
         let agent = agent_key(recipient);
@@ -339,6 +358,7 @@ impl WriteTxn {
 
     /// Moves messages with the given sequence numbers from an agent's inbox to the archive.
     pub fn archive_messages(&self, project_id: &str, agent_name: &str, seqs: &[u64]) -> Result<()> {
+        self.mark_written();
         let agent = agent_key(agent_name);
         let mut inbox = self.0.open_table(INBOX)?;
         let mut archive = self.0.open_table(ARCHIVE)?;
@@ -354,6 +374,7 @@ impl WriteTxn {
 
     /// Deletes the expired messages of an agent from its inbox and archive; returns the count.
     pub fn purge_expired(&self, project_id: &str, agent_name: &str, now_ms: i64) -> Result<usize> {
+        self.mark_written();
         let agent = agent_key(agent_name);
         let mut purged = 0;
         for definition in [INBOX, ARCHIVE] {
@@ -377,6 +398,7 @@ impl WriteTxn {
 
     /// Inserts or replaces a manifest and the content it describes.
     pub fn put_resource(&self, manifest: &ManifestRecord, content: &[u8]) -> Result<()> {
+        self.mark_written();
         let key = (manifest.project_id.as_str(), manifest.resource_id.as_str());
         self.0
             .open_table(MANIFESTS)?
@@ -389,6 +411,7 @@ impl WriteTxn {
 
     /// Removes a resource's manifest and content.
     pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
+        self.mark_written();
         self.0
             .open_table(MANIFESTS)?
             .remove((project_id, resource_id))?;
@@ -412,6 +435,7 @@ impl WriteTxn {
         record: &HistoryRecord,
         keep: u64,
     ) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(HISTORY)?;
         table.insert(
             (project_id, resource_id, record.version),
@@ -437,6 +461,7 @@ impl WriteTxn {
         log_id: &str,
         record: &LogEntryRecord,
     ) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(LOG_ENTRIES)?;
         table.insert((project_id, log_id, record.seq), encode(record)?.as_slice())?;
         Ok(())
@@ -444,6 +469,7 @@ impl WriteTxn {
 
     /// Appends a record to the audit trail, assigning its sequence number.
     pub fn push_audit(&self, record: &mut AuditRecord) -> Result<()> {
+        self.mark_written();
         let mut meta = self.0.open_table(META)?;
         let seq = match meta.get(NEXT_AUDIT_KEY)? {
             Some(bytes) => u64::from_le_bytes(bytes.value().try_into().unwrap_or([0; 8])),
@@ -459,6 +485,7 @@ impl WriteTxn {
 
     /// Inserts or replaces a client.
     pub fn put_client(&self, client: &ClientRecord) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(CLIENTS)?;
         table.insert(client.client_id.as_str(), encode(client)?.as_slice())?;
         Ok(())
@@ -466,6 +493,7 @@ impl WriteTxn {
 
     /// Inserts or replaces the membership of a client in a project.
     pub fn put_membership(&self, client_id: &str, membership: &MembershipRecord) -> Result<()> {
+        self.mark_written();
         let mut table = self.0.open_table(MEMBERSHIPS)?;
         let key = (client_id, membership.project_id.as_str());
         table.insert(key, encode(membership)?.as_slice())?;
@@ -474,6 +502,7 @@ impl WriteTxn {
 
     /// Removes the membership of a client in a project.
     pub fn delete_membership(&self, client_id: &str, project_id: &str) -> Result<()> {
+        self.mark_written();
         self.0
             .open_table(MEMBERSHIPS)?
             .remove((client_id, project_id))?;
@@ -482,6 +511,7 @@ impl WriteTxn {
 
     /// Removes a project with its members, messages, resources and client memberships.
     pub fn delete_project(&self, project_id: &str) -> Result<()> {
+        self.mark_written();
         for member in self.members(project_id)? {
             if let Some(client_id) = &member.client_id {
                 self.delete_membership(client_id, project_id)?;
