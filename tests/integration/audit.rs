@@ -411,3 +411,47 @@ async fn reused_project_id_hides_old_records() -> Result<()> {
     assert_eq!(summaries(&audit)?, succeeded(&[("create_project", "bob")]));
     Ok(())
 }
+
+#[tokio::test]
+async fn audit_command_prints_the_trail() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    {
+        let server = crate::common::StdioServer::start_as(
+            &sandbox,
+            &ServerOptions::default(),
+            &directory_of("alice"),
+        )
+        .await?;
+        server
+            .session()
+            .ok(
+                "create_project",
+                json!({ "project_id": "cli", "name": "Cli", "created_by": "alice" }),
+            )
+            .await?;
+        server.shutdown().await?;
+    }
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+        .args(["audit", "--log", "warn", "--project", "cli", "--data-dir"])
+        .arg(sandbox.data_dir())
+        .env("HOME", sandbox.home())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    for field in ["cli", "alice", "create_project", "ok"] {
+        assert!(
+            lines[0].split_whitespace().any(|word| word == field),
+            "{field} missing: {stdout}"
+        );
+    }
+    Ok(())
+}
