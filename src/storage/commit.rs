@@ -1,7 +1,7 @@
 //! Group commit: concurrent write calls share one write transaction and one durable commit.
 //!
 //! Calls are queued to one committer thread. It takes every call waiting in the queue (up to
-//! a maximum), runs them one after another in one write transaction, so each call sees the
+//! a maximum), runs them one after another in one write transaction, so each call reads the
 //! effects of the calls before it, and commits once. No caller is answered before the commit
 //! that holds its write is durable. A lone call is committed at once: nothing waits for
 //! company.
@@ -26,7 +26,7 @@ use super::{StorageError, WriteTxn};
 trait Job: Send {
     /// Runs the call in `tx`; returns whether it succeeded.
     fn run(&mut self, tx: &WriteTxn) -> bool;
-    /// Answers the caller once the batch's commit has ended with `commit`.
+    /// Sends the caller its result once the batch's commit has ended with `commit`.
     fn finish(self: Box<Self>, commit: Result<(), &StorageError>);
 }
 
@@ -63,7 +63,7 @@ where
 /// Settings of group commit.
 #[derive(Debug, Clone, Copy)]
 pub struct CommitOptions {
-    /// Most calls in one transaction; 1 commits every call on its own.
+    /// Maximum calls in one transaction; 1 commits every call on its own.
     pub max_batch: usize,
     /// `Immediate` (durable at commit, the default) or `None` (faster, lost on a crash).
     pub durability: Durability,
@@ -257,7 +257,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("open"));
 
-        // A first call holds the committer, so that the next three form one batch.
+        // A first call keeps the committer busy, so that the next three form one batch.
         let (release, held) = mpsc::channel::<()>();
         let held = Arc::new(std::sync::Mutex::new(held));
         let (started, running) = mpsc::channel::<()>();

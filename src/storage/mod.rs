@@ -1,7 +1,8 @@
 //! Storage on one redb file: tables, record encoding, schema migrations and typed transactions.
 //!
 //! Every service call runs in one transaction: reads in a [`ReadTxn`], each mutation in exactly
-//! one [`WriteTxn`] that commits durably before the call returns.
+//! one [`WriteTxn`], which group commit may share with concurrent calls, and which commits
+//! durably before the call returns.
 
 mod codec;
 mod commit;
@@ -99,8 +100,8 @@ impl Store {
     }
 }
 
-/// Makes the database file readable and writable by its owner only: it holds every message
-/// and resource.
+/// Makes the database file readable and writable by its owner only, because it contains
+/// every message and resource.
 fn restrict_to_owner(path: &Path) {
     #[cfg(unix)]
     {

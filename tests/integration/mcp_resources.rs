@@ -100,7 +100,7 @@ async fn subscriber_gets_one_update_per_commit() -> Result<()> {
     for version in ["v2", "v3", "v4"] {
         call("store_resource", store("notes", version)).await?;
     }
-    // A commit to another document must not notify this subscription; it lands before the
+    // A commit to another document must not notify this subscription. It lands before the
     // last commit to the subscribed one, so the count below would include it.
     call("store_resource", store("other", "y")).await?;
     call("store_resource", store("notes", "v5")).await?;

@@ -11,7 +11,7 @@ use crate::common::{
 const AGENTS: usize = 6;
 const INCREMENTS: usize = 15;
 
-/// One etag-guarded increment: read, add one, store with the etag read.
+/// Runs one etag-guarded increment: read, add one, store with the etag read.
 async fn increment(session: &Session, agent: &str) -> Result<Result<(), String>> {
     let read_args = json!({"project_id": "race", "resource_id": "counter", "agent_name": agent});
     let read = session.ok("get_resource", read_args).await?;
