@@ -11,7 +11,9 @@
 //! - [`transport`]: stdio and streamable HTTP.
 //! - [`config`]: settings from flags, environment and defaults.
 //! - [`client`]: retry with backoff for programs that drive the service over MCP.
+//! - [`bench`]: the load generator behind `brainstorm bench`.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -1,4 +1,5 @@
-//! The `brainstorm` command line: `stdio` for one MCP client, `serve` for many over HTTP.
+//! The `brainstorm` command line: `stdio` for one MCP client, `serve` for many over HTTP,
+//! `audit` for the audit trail and `bench` for load tests.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use serde_json::json;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+use brainstorm::bench::BenchArgs;
 use brainstorm::config::Config;
 use brainstorm::service::Service;
 use brainstorm::service::identity::check_client_id_override;
@@ -100,6 +102,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print the audit trail: one line per mutating call, oldest first.
     Audit(AuditArgs),
+    /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -216,10 +220,15 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let stdio = matches!(cli.command, Command::Stdio);
+    // The load generator starts its own servers, so it uses none of the service settings.
+    let command = match cli.command {
+        Command::Bench(args) => return brainstorm::bench::run(args).await,
+        command => command,
+    };
+    let stdio = matches!(command, Command::Stdio);
     let mut config = config(&cli.settings, stdio)?;
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "brainstorm starting");
-    match cli.command {
+    match command {
         Command::Stdio => transport::forward::serve(config).await?,
         Command::Audit(args) => audit(config, args).await?,
         Command::Serve(args) => {
@@ -227,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.max_sessions = args.max_sessions;
             serve(config, args).await?
         }
+        Command::Bench(_) => unreachable!("bench returns before the service starts"),
     }
     info!("brainstorm stopped");
     Ok(())

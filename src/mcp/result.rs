@@ -2,7 +2,7 @@
 
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{debug, error};
 
 use crate::error::{ErrorCode, ServiceError};
 
@@ -27,7 +27,7 @@ pub fn error_body(tool: &str, err: ServiceError) -> Value {
             "tool failed"
         );
     } else {
-        info!(tool, code = %err.code, error = %err.message, "tool call rejected");
+        debug!(tool, code = %err.code, error = %err.message, "tool call rejected");
     }
     json!({"error": err.message, "code": err.code.as_str(), "details": err.details})
 }

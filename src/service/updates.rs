@@ -192,8 +192,10 @@ impl Service {
                 if updated.len() > max_bytes {
                     return Err(ServiceError::new(
                         ErrorCode::ResourceTooLarge,
-                        format!("the updated content would be {} bytes; the maximum is {max_bytes}", updated.len()),
-                    ));
+                        format!("the updated content would be {} bytes; the maximum is {max_bytes} bytes", updated.len()),
+                    )
+                    .with("size_bytes", updated.len())
+                    .with("max_bytes", max_bytes));
                 }
                 check_json_text("content", &updated)?;
                 let manifest = crate::storage::records::ManifestRecord {

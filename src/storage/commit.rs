@@ -196,9 +196,11 @@ fn run_batch(db: &Database, mut pending: Vec<Box<dyn Job>>, durability: Durabili
             }
         };
         let mut index = 0;
+        let mut any_written = false;
         while index < pending.len() {
             txn.clear_written();
             if pending[index].run(&txn) {
+                any_written |= txn.written();
                 index += 1;
                 continue;
             }
@@ -214,7 +216,8 @@ fn run_batch(db: &Database, mut pending: Vec<Box<dyn Job>>, durability: Durabili
                 continue 'attempt;
             }
         }
-        let committed = txn.commit();
+        // A batch that wrote nothing (only rejected calls, say) needs no commit and no sync.
+        let committed = if any_written { txn.commit() } else { Ok(()) };
         if let Err(err) = &committed {
             error!(error = %err, calls = size, "batch commit failed");
         }
