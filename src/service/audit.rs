@@ -87,7 +87,7 @@ impl Service {
 
     /// Returns audit records in order, filtered by project and acting agent.
     ///
-    /// An agent may read the records of a project it is a member of. An operator, who holds the
+    /// An agent may read the records of a project it is a member of. An operator, who has the
     /// data folder's token, may read every project's records.
     pub fn audit_log(&self, request: &AuditLogRequest, operator: bool) -> ServiceResult<Value> {
         if let Some(project_id) = &request.project_id {
@@ -99,7 +99,7 @@ impl Service {
         let (_, limit) = page(None, request.limit);
         let from = request.after.unwrap_or(0).saturating_add(1);
         self.read(|tx| {
-            // A project id can be reused after a delete, so an agent sees only the records
+            // A project id can be reused after a delete, so an agent reads only the records
             // written since its project was created.
             let mut since_ms = i64::MIN;
             if !operator {

@@ -162,7 +162,7 @@ impl Service {
                     tx.delete_membership(client_id, &project.project_id)?;
                 }
                 // A departing coordinator hands the role to the longest-standing member, so that
-                // handoffs keep working; with nobody left the project has no coordinator.
+                // handoffs keep working. With no member left, the project has no coordinator.
                 let leaves_role = role_of(&project, &member.agent_name) == "coordinator";
                 if leaves_role {
                     let successor = tx

@@ -43,8 +43,8 @@ impl Handoff {
 
 /// Checks the sender's authority for a handoff message and its `reply_expected` flag.
 ///
-/// Only a contributor sends `handoff`; only the coordinator answers with `handoff_accepted`
-/// or `handoff_rejected`. `handoff` and `handoff_rejected` need `reply_expected: true`.
+/// Only a contributor sends `handoff`, and only the coordinator replies with
+/// `handoff_accepted` or `handoff_rejected`. `handoff` and `handoff_rejected` need `reply_expected: true`.
 fn check_handoff(
     project: &ProjectRecord,
     sender: &str,

@@ -421,10 +421,10 @@ pub struct ReadLogRequest {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogRequest {
-    /// Project whose audit records to return. Required unless the caller holds the token.
+    /// Project whose audit records to return. Required unless the caller sends the token.
     #[serde(default)]
     pub project_id: Option<String>,
-    /// Reading agent; must be a member of the project. Required unless the caller holds the
+    /// Reading agent; must be a member of the project. Required unless the caller sends the
     /// token.
     #[serde(default)]
     pub agent_name: Option<String>,

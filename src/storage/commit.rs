@@ -2,8 +2,8 @@
 //!
 //! Calls are queued to one committer thread. It takes every call waiting in the queue (up to
 //! a maximum), runs them one after another in one write transaction, so each call reads the
-//! effects of the calls before it, and commits once. No caller is answered before the commit
-//! that holds its write is durable. A lone call is committed at once: nothing waits for
+//! effects of the calls before it, and commits once. No caller gets its result before the
+//! commit that contains its write is durable. A lone call is committed at once: nothing waits for
 //! company.
 //!
 //! A call that fails without writing leaves the transaction as it was. A call that fails

@@ -93,7 +93,7 @@ pub struct ManifestRecord {
     pub kind: ResourceKind,
 }
 
-/// What a resource holds.
+/// Kind of content of a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResourceKind {
     /// Content replaced by each write.

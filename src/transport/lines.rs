@@ -3,7 +3,7 @@
 //! rmcp drops a line that is not valid JSON, or that nests deeper than serde_json's
 //! recursion limit (128), without replying, so the client would wait forever. This layer sits
 //! between the process's stdin and stdout and rmcp: it passes parsable lines through and
-//! answers the others itself, with the request's id when it can be found.
+//! replies to the others itself, with the request's id when it can be found.
 
 use serde_json::{Value, json};
 use tokio::io::{
@@ -57,7 +57,7 @@ where
             }
         }
         if line.len() > MAX_LINE_BYTES && !line.ends_with(b"\n") {
-            // Skip the rest of the oversized line before answering it.
+            // Skip the rest of the oversized line before replying to it.
             let mut rest = Vec::new();
             let _ = input.read_until(b'\n', &mut rest).await;
             let _ = replies.send(error_reply(
