@@ -127,6 +127,9 @@ pub async fn read(
 }
 
 /// The subscriptions of one session, each ended by its token.
+///
+/// NOTE: clients of MCP 2026-07-28 subscribe with `subscriptions/listen`, which is not
+/// implemented; they watch a document with `get_resource {wait, if_none_match}` instead.
 #[derive(Clone, Default)]
 pub struct Subscriptions {
     active: Arc<Mutex<HashMap<String, CancellationToken>>>,
