@@ -354,4 +354,71 @@ mod tests {
             assert!(found, "{id} is missing");
         }
     }
+
+    #[test]
+    fn one_cas_per_etag_wins_within_a_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("open"));
+        store
+            .write(|tx| {
+                tx.put_client(&ClientRecord {
+                    last_seen_ms: 0,
+                    ..client("counter")
+                })
+            })
+            .expect("seed");
+
+        let (release, held) = mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (started, running) = mpsc::channel::<()>();
+        let blocker = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                store.write(move |tx| {
+                    let _ = started.send(());
+                    let _ = held
+                        .lock()
+                        .expect("lock")
+                        .recv_timeout(Duration::from_secs(10));
+                    tx.put_client(&client("first"))
+                })
+            })
+        };
+        running
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first call runs");
+        // Eight compare-and-swaps that all read version 0 queue into one batch; last_seen_ms
+        // stands in for an etag.
+        let writers: Vec<_> = (1..=8)
+            .map(|writer| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    store.write(move |tx| -> Result<bool, StorageError> {
+                        let current = tx.client("counter")?.expect("seeded");
+                        if current.last_seen_ms != 0 {
+                            return Ok(false);
+                        }
+                        tx.put_client(&ClientRecord {
+                            last_seen_ms: writer,
+                            ..current
+                        })?;
+                        Ok(true)
+                    })
+                })
+            })
+            .collect();
+        wait_for_queue(&store, 8);
+        release.send(()).expect("release the first call");
+
+        blocker
+            .join()
+            .expect("first caller")
+            .expect("first call commits");
+        let wins = writers
+            .into_iter()
+            .map(|w| w.join().expect("writer").expect("write commits"))
+            .filter(|won| *won)
+            .count();
+        assert_eq!(wins, 1, "exactly one swap from version 0 may win");
+    }
 }
