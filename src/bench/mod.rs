@@ -6,6 +6,7 @@
 //! a new project there and deletes it afterwards.
 
 mod agent;
+mod idle;
 mod messages;
 mod plot;
 mod progress;
@@ -25,7 +26,7 @@ use tracing::warn;
 
 use progress::ProgressLine;
 use report::{Check, LatencySummary, Report, RunResult};
-use scenarios::{RunSettings, Scenario, Team};
+use scenarios::{RunSettings, Scenario, ServerProcess, Team, flag_value};
 use server::BenchServer;
 
 /// Options of `brainstorm bench`.
@@ -38,7 +39,7 @@ use server::BenchServer;
                   --server-arg=--commit-batch-max=1."
 )]
 pub struct BenchArgs {
-    /// Scenarios to run, comma-separated or repeated [default: all of them].
+    /// Scenarios to run, comma-separated or repeated [default: all but idle-waits].
     #[arg(
         long = "scenario",
         value_name = "NAME",
@@ -53,7 +54,8 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub agents: Vec<u64>,
 
-    /// Operations per agent in each run: increments, writes, or messages per sender.
+    /// Operations per agent in each run: increments, writes, or messages per sender
+    /// (idle-waits ignores it: each agent waits once).
     #[arg(long, value_name = "COUNT", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ops: u64,
@@ -188,19 +190,14 @@ async fn run_once(
         progress.clone(),
     );
     let outcome = match &args.url {
-        Some(url) => measure_at(url, true, scenario, agents, settings, &progress).await,
-        None => match BenchServer::start(&args.server_args).await {
-            Ok(server) => {
-                let outcome =
-                    measure_at(server.url(), false, scenario, agents, settings, &progress).await;
-                let log_tail = server.log_tail();
-                if let Err(err) = server.stop().await {
-                    warn!(error = %err, "failed to stop the benchmark server");
-                }
-                outcome.map_err(|err| anyhow!("{err:#}\nserver log, last lines:\n{log_tail}"))
-            }
-            Err(err) => Err(err.context("failed to start the benchmark server")),
-        },
+        Some(url) => {
+            let server = ServerProcess::default();
+            measure_at(url, true, scenario, agents, settings, server, &progress).await
+        }
+        None => {
+            let server_args = scenario.server_args(agents, &args.server_args);
+            start_and_measure(&server_args, scenario, agents, settings, &progress).await
+        }
     };
     line.finish().await;
 
@@ -230,10 +227,47 @@ async fn run_once(
         },
         conflicts: measurement.conflicts,
         latency: LatencySummary::of(measurement.latencies),
+        rss_mb: measurement.memory.during_waits_mb,
+        rss_before_waits_mb: measurement.memory.before_waits_mb,
         passed: checks.iter().all(|check| check.passed),
         checks,
         skipped: None,
         error: None,
+    }
+}
+
+/// Starts a server with `server_args`, runs the scenario on it, and stops it again.
+async fn start_and_measure(
+    server_args: &[String],
+    scenario: Scenario,
+    agents: usize,
+    settings: RunSettings,
+    progress: &Arc<AtomicU64>,
+) -> anyhow::Result<scenarios::Measurement> {
+    match BenchServer::start(server_args).await {
+        Ok(server) => {
+            let process = ServerProcess {
+                pid: server.pid(),
+                max_long_polls: flag_value(server_args, "--max-long-polls")
+                    .and_then(|value| value.parse().ok()),
+            };
+            let outcome = measure_at(
+                server.url(),
+                false,
+                scenario,
+                agents,
+                settings,
+                process,
+                progress,
+            )
+            .await;
+            let log_tail = server.log_tail();
+            if let Err(err) = server.stop().await {
+                warn!(error = %err, "failed to stop the benchmark server");
+            }
+            outcome.map_err(|err| anyhow!("{err:#}\nserver log, last lines:\n{log_tail}"))
+        }
+        Err(err) => Err(err.context("failed to start the benchmark server")),
     }
 }
 
@@ -245,13 +279,14 @@ async fn measure_at(
     scenario: Scenario,
     agents: usize,
     settings: RunSettings,
+    server: ServerProcess,
     progress: &Arc<AtomicU64>,
 ) -> anyhow::Result<scenarios::Measurement> {
     let tag = format!("{}-{agents}-{:08x}", scenario.name(), rand::random::<u32>());
     let team = Team::assemble(url, agents, &tag)
         .await
         .context("failed to connect the agents and set up their project")?;
-    let outcome = scenarios::measure(scenario, &team, settings, progress).await;
+    let outcome = scenarios::measure(scenario, &team, settings, server, progress).await;
     if let Err(err) = team.dismantle(delete_project).await {
         warn!(error = %format!("{err:#}"), "failed to clean up after a benchmark run");
     }

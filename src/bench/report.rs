@@ -110,10 +110,16 @@ pub struct RunResult {
     /// Wall-clock time from the start signal until the last agent finished.
     pub seconds: f64,
     pub ops_per_second: f64,
-    /// Writes rejected with `ETAG_MISMATCH` and retried.
+    /// Writes rejected with `ETAG_MISMATCH` and retried, or in idle-waits, long-polls
+    /// rejected with `TOO_MANY_WAITERS` and sent again.
     pub conflicts: u64,
     /// Per-operation latency; `None` for a run without samples.
     pub latency: Option<LatencySummary>,
+    /// Resident memory (`VmRSS`) of the server while every agent waits in a long-poll, in
+    /// megabytes (10^6 bytes). Only idle-waits on a server the benchmark started sets it.
+    pub rss_mb: Option<f64>,
+    /// Resident memory of the same server after the agents joined, before the long-polls.
+    pub rss_before_waits_mb: Option<f64>,
     pub checks: Vec<Check>,
     /// Reason the run was not attempted, for example too few agents for the scenario.
     pub skipped: Option<String>,
@@ -140,6 +146,8 @@ impl RunResult {
             ops_per_second: 0.0,
             conflicts: 0,
             latency: None,
+            rss_mb: None,
+            rss_before_waits_mb: None,
             checks: Vec::new(),
             skipped: Some(reason),
             error: None,
@@ -203,8 +211,17 @@ pub fn table(results: &[RunResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:>6} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8}  checks",
-        "scenario", "agents", "ops", "seconds", "ops/s", "conflicts", "p50 ms", "p95 ms", "p99 ms"
+        "{:<16} {:>6} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}  checks",
+        "scenario",
+        "agents",
+        "ops",
+        "seconds",
+        "ops/s",
+        "conflicts",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "RSS MB"
     );
     for result in results {
         let _ = write!(out, "{:<16} {:>6} ", result.scenario, result.agents);
@@ -217,8 +234,8 @@ pub fn table(results: &[RunResult]) -> String {
         if let Some(verdict) = blank_verdict {
             let _ = writeln!(
                 out,
-                "{:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8}  {verdict}",
-                "-", "-", "-", "-", "-", "-", "-"
+                "{:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}  {verdict}",
+                "-", "-", "-", "-", "-", "-", "-", "-"
             );
             continue;
         }
@@ -230,6 +247,9 @@ pub fn table(results: &[RunResult]) -> String {
             ),
             None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
         };
+        let rss = result
+            .rss_mb
+            .map_or_else(|| "-".to_owned(), |mb| format!("{mb:.1}"));
         let verdict = if result.passed {
             "ok".to_owned()
         } else {
@@ -238,16 +258,19 @@ pub fn table(results: &[RunResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>7} {:>8.2} {:>9.1} {:>9} {:>8} {:>8} {:>8}  {verdict}",
-            result.ops, result.seconds, result.ops_per_second, result.conflicts, p50, p95, p99
+            "{:>7} {:>8.2} {:>9.1} {:>9} {:>8} {:>8} {:>8} {:>7}  {verdict}",
+            result.ops, result.seconds, result.ops_per_second, result.conflicts, p50, p95, p99, rss
         );
     }
     out.push_str(
         "\nops: counter increments (counter-etag, counter-atomic), store_resource calls \
-         (distinct-writes), message deliveries (message-latency, broadcast).\n\
+         (distinct-writes), message deliveries (message-latency, broadcast), agents woken \
+         from a long-poll (idle-waits).\n\
          latency: one increment from its first read to its successful store, retries and \
          backoff included (counter-etag); one tool call (counter-atomic, distinct-writes); \
-         send to receipt (message-latency, broadcast).\n",
+         send to receipt (message-latency, broadcast, idle-waits).\n\
+         RSS MB: the server's resident memory while every agent waits in a long-poll \
+         (idle-waits, on a server the benchmark started).\n",
     );
     out
 }

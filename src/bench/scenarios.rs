@@ -1,5 +1,5 @@
 //! The benchmark scenarios: what each agent does, and the invariants checked afterwards. The
-//! message scenarios are in [`super::messages`].
+//! message scenarios are in [`super::messages`], and idle-waits is in [`super::idle`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use super::agent::{Agent, CallError};
+use super::idle::{MemoryReadings, idle_waits};
 use super::messages::{Group, messages};
 use super::report::Check;
 use crate::client::{Backoff, retry_on_conflict};
@@ -33,10 +34,14 @@ pub enum Scenario {
     MessageLatency,
     /// One agent broadcasts to all the others, which are waiting for the messages.
     Broadcast,
+    /// Every agent waits in one long-poll while the server's resident memory is read; one
+    /// message then wakes each. Runs only when requested with --scenario.
+    IdleWaits,
 }
 
 impl Scenario {
-    /// Every scenario, in the order they run by default.
+    /// The scenarios run when none is requested, in that order. idle-waits is left out,
+    /// because it measures memory rather than throughput.
     pub const ALL: [Scenario; 5] = [
         Scenario::CounterEtag,
         Scenario::CounterAtomic,
@@ -53,14 +58,17 @@ impl Scenario {
             Scenario::DistinctWrites => "distinct-writes",
             Scenario::MessageLatency => "message-latency",
             Scenario::Broadcast => "broadcast",
+            Scenario::IdleWaits => "idle-waits",
         }
     }
 
     /// Returns how many operations a run with `agents` agents and `ops` per agent completes:
-    /// increments or writes for the resource scenarios, deliveries for the message ones.
+    /// increments or writes for the resource scenarios, deliveries for the message ones, and
+    /// one wake-up per agent for idle-waits, which ignores `ops`.
     pub fn expected_ops(self, agents: usize, ops: u64) -> u64 {
         let agents = agents as u64;
         match self {
+            Scenario::IdleWaits => agents,
             Scenario::CounterEtag | Scenario::CounterAtomic | Scenario::DistinctWrites => {
                 agents * ops
             }
@@ -74,6 +82,47 @@ impl Scenario {
         let needs_pair = matches!(self, Scenario::MessageLatency | Scenario::Broadcast);
         (needs_pair && agents < 2).then(|| "needs at least 2 agents".to_owned())
     }
+
+    /// Returns the arguments for the server of a run: `extra`, and for idle-waits also
+    /// `--max-long-polls` and `--max-waiters` equal to the agent count unless `extra` sets
+    /// them. The servers' defaults (1000 and 100) would otherwise reject some waits.
+    pub fn server_args(self, agents: usize, extra: &[String]) -> Vec<String> {
+        let mut args = extra.to_vec();
+        if self == Scenario::IdleWaits {
+            for flag in ["--max-long-polls", "--max-waiters"] {
+                if flag_value(extra, flag).is_none() {
+                    args.push(format!("{flag}={agents}"));
+                }
+            }
+        }
+        args
+    }
+}
+
+/// Returns the value of `flag` in server arguments, given as `--flag=VALUE` or as
+/// `--flag VALUE`; the last one counts.
+pub fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut value = None;
+    for (index, arg) in args.iter().enumerate() {
+        if arg == flag {
+            value = args.get(index + 1).map(String::as_str);
+        } else if let Some(inline) = arg
+            .strip_prefix(flag)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            value = Some(inline);
+        }
+    }
+    value
+}
+
+/// The server process of a run. Both fields are `None` unless the benchmark started it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerProcess {
+    /// Process id, when the benchmark started the server itself.
+    pub pid: Option<u32>,
+    /// `--max-long-polls` given to a server the benchmark started.
+    pub max_long_polls: Option<u64>,
 }
 
 /// Settings shared by every run.
@@ -93,6 +142,8 @@ pub struct Measurement {
     pub conflicts: u64,
     pub latencies: Vec<Duration>,
     pub checks: Vec<Check>,
+    /// Resident memory of the server (idle-waits only).
+    pub memory: MemoryReadings,
 }
 
 /// The agents of one run, all members of one new project.
@@ -169,9 +220,11 @@ pub async fn measure(
     scenario: Scenario,
     team: &Team,
     settings: RunSettings,
+    server: ServerProcess,
     progress: &Arc<AtomicU64>,
 ) -> anyhow::Result<Measurement> {
     match scenario {
+        Scenario::IdleWaits => idle_waits(team, server, progress).await,
         Scenario::CounterEtag => counter(team, settings.ops, progress, CounterKind::Etag).await,
         Scenario::CounterAtomic => counter(team, settings.ops, progress, CounterKind::Atomic).await,
         Scenario::DistinctWrites => distinct_writes(team, settings.ops, progress).await,

@@ -165,6 +165,11 @@ impl BenchServer {
         &self.url
     }
 
+    /// Returns the server's process id, or `None` once it has been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Returns the last lines the server wrote to stderr.
     pub fn log_tail(&self) -> String {
         self.log.text()

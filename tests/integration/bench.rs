@@ -73,6 +73,8 @@ fn expected_ops(scenario: &str, agents: u64, ops: u64) -> u64 {
     match scenario {
         "message-latency" => agents / 2 * ops,
         "broadcast" => (agents - 1) * ops,
+        // Each agent waits once, whatever the value of --ops.
+        "idle-waits" => agents,
         _ => agents * ops,
     }
 }
@@ -242,5 +244,59 @@ async fn url_without_http_is_rejected() -> Result<()> {
         output.stdout.is_empty(),
         "bench printed results for a rejected URL"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_waits_reports_server_memory() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let args = [
+        "--agents",
+        "20",
+        "--ops",
+        "1",
+        "--json",
+        "--scenario",
+        "idle-waits",
+    ];
+    let report = report_of(&run_bench(&sandbox.root(), &args).await?)?;
+    let result = result_of(&report, "idle-waits", 20)?;
+
+    assert_run_passed(result, "idle-waits", 20, 1);
+    let checks = result["checks"].to_string();
+    assert!(
+        checks.contains("the server held every long-poll when its memory was read"),
+        "the run did not confirm the waits: {checks}"
+    );
+    let rss = result["rss_mb"]
+        .as_f64()
+        .context("rss_mb is not a number")?;
+    assert!(rss > 1.0, "implausible resident memory {rss} MB");
+    let before = result["rss_before_waits_mb"]
+        .as_f64()
+        .context("rss_before_waits_mb is not a number")?;
+    assert!(before > 1.0, "implausible resident memory {before} MB");
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_waits_on_running_server_has_no_memory() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let args = [
+        "--url",
+        &server.url(),
+        "--agents",
+        "3",
+        "--json",
+        "--scenario",
+        "idle-waits",
+    ];
+    let report = report_of(&run_bench(&sandbox.root(), &args).await?)?;
+    let result = result_of(&report, "idle-waits", 3)?;
+
+    assert_run_passed(result, "idle-waits", 3, 1);
+    assert_eq!(result["rss_mb"], Value::Null);
+    assert_eq!(result["rss_before_waits_mb"], Value::Null);
     Ok(())
 }
