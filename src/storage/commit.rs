@@ -281,24 +281,24 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("the first call runs");
         let runs = Arc::new(AtomicUsize::new(0));
-        let callers: Vec<_> = ["x", "y", "z"]
-            .into_iter()
-            .map(|id| {
-                let store = Arc::clone(&store);
-                let runs = Arc::clone(&runs);
-                std::thread::spawn(move || {
-                    store.write(move |tx| -> Result<(), StorageError> {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        tx.put_client(&client(id))?;
-                        match id {
-                            "y" => Err(StorageError::Batch("rejected after writing".into())),
-                            _ => Ok(()),
-                        }
-                    })
+        // The calls are queued one at a time, so that the batch runs them as x, y, z and the
+        // rejected call sits in the middle.
+        let mut callers = Vec::new();
+        for (position, id) in ["x", "y", "z"].into_iter().enumerate() {
+            let store_for_caller = Arc::clone(&store);
+            let runs = Arc::clone(&runs);
+            callers.push(std::thread::spawn(move || {
+                store_for_caller.write(move |tx| -> Result<(), StorageError> {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tx.put_client(&client(id))?;
+                    match id {
+                        "y" => Err(StorageError::Batch("rejected after writing".into())),
+                        _ => Ok(()),
+                    }
                 })
-            })
-            .collect();
-        wait_for_queue(&store, 3);
+            }));
+            wait_for_queue(&store, position + 1);
+        }
         release.send(()).expect("release the first call");
 
         blocker
@@ -324,8 +324,10 @@ mod tests {
         assert!(present("x"));
         assert!(!present("y"), "the rejected call's write must not land");
         assert!(present("z"));
-        assert!(
-            runs.load(Ordering::SeqCst) > 3,
+        // x, then y (rejected after writing, so the batch starts over), then x again and z.
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            4,
             "the batch ran again without the failed call"
         );
     }
