@@ -2,7 +2,7 @@
 //! `audit` for the audit trail and `bench` for load tests.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -102,8 +102,20 @@ enum Command {
     Serve(ServeArgs),
     /// Print the audit trail: one line per mutating call, oldest first.
     Audit(AuditArgs),
+    /// Write a consistent copy of the database, safe while agents keep writing.
+    Backup(BackupArgs),
     /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// File to write; it must not exist yet.
+    destination: PathBuf,
+
+    /// Open the written backup and run redb's integrity check on it.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args)]
@@ -231,6 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Stdio => transport::forward::serve(config).await?,
         Command::Audit(args) => audit(config, args).await?,
+        Command::Backup(args) => backup(config, args).await?,
         Command::Serve(args) => {
             config.max_body_bytes = args.max_body_size;
             config.max_sessions = args.max_sessions;
@@ -239,6 +252,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(_) => unreachable!("bench returns before the service starts"),
     }
     info!("brainstorm stopped");
+    Ok(())
+}
+
+async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
+    let report = transport::admin::backup(&config, &args.destination).await?;
+    let path = report["path"].as_str().unwrap_or_default().to_owned();
+    println!("backup written: {path}");
+    println!("bytes: {}", report["bytes"]);
+    println!("time: {} ms", report["millis"]);
+    if let Some(rows) = report["rows"].as_object() {
+        for (table, count) in rows {
+            println!("  {table}: {count} rows");
+        }
+    }
+    if args.verify {
+        let intact = tokio::task::spawn_blocking(move || {
+            brainstorm::storage::backup::verify(Path::new(&path))
+        })
+        .await??;
+        if !intact {
+            anyhow::bail!(
+                "the backup failed its integrity check; redb repaired it, so take a new one"
+            );
+        }
+        println!("verified: integrity check passed");
+    }
     Ok(())
 }
 

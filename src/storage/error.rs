@@ -34,6 +34,8 @@ pub enum StorageError {
     },
     #[error("cannot encode record: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    #[error("backup failed: {0}")]
+    Backup(String),
     #[error("write batch failed: {0}")]
     Batch(String),
     #[error("database error: {0}")]

@@ -4,6 +4,7 @@
 //! one [`WriteTxn`], which group commit may share with concurrent calls, and which commits
 //! durably before the call returns.
 
+pub mod backup;
 mod codec;
 mod commit;
 mod error;
@@ -102,7 +103,7 @@ impl Store {
 
 /// Makes the database file readable and writable by its owner only, because it contains
 /// every message and resource.
-fn restrict_to_owner(path: &Path) {
+pub(crate) fn restrict_to_owner(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -137,9 +137,13 @@ impl HttpEndpoint {
             max_body_bytes: options.max_body_bytes,
             sessions,
         });
+        let admin = axum::Router::new()
+            .route("/admin/backup", axum::routing::post(admin_backup))
+            .with_state(service.clone());
         let app = axum::Router::new()
             .nest_service("/mcp", mcp)
             .route("/healthz", axum::routing::get(healthz))
+            .merge(admin)
             .layer(middleware::from_fn_with_state(state, guard));
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -212,6 +216,55 @@ impl HttpEndpoint {
 
 /// Maximum wait for calls in progress during shutdown.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Writes a backup of the database to the path in the JSON body `{"path": ...}`. Only a
+/// request that carries the data folder's token may, even on loopback.
+async fn admin_backup(State(service): State<Service>, request: Request) -> Response {
+    if request.extensions().get::<Authenticated>().is_none() {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "backups need the data folder's token",
+        );
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return reject(StatusCode::BAD_REQUEST, "cannot read the request body");
+    };
+    let path = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("path")
+                .and_then(|p| p.as_str())
+                .map(std::path::PathBuf::from)
+        });
+    let Some(path) = path.filter(|path| path.is_absolute()) else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "send {\"path\": \"/absolute/path/of/the/backup\"}",
+        );
+    };
+    let outcome = tokio::task::spawn_blocking(move || service.store().backup(&path)).await;
+    match outcome {
+        Ok(Ok(report)) => {
+            info!(path = %report.path.display(), bytes = report.bytes, "backup written");
+            axum::Json(json!({
+                "path": report.path,
+                "bytes": report.bytes,
+                "rows": report.rows,
+                "millis": report.millis,
+            }))
+            .into_response()
+        }
+        Ok(Err(err)) => {
+            warn!(error = %err, "backup failed");
+            reject(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+        }
+        Err(err) => reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("backup task failed: {err}"),
+        ),
+    }
+}
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(

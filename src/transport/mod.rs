@@ -1,6 +1,7 @@
 //! Transports: one MCP client over stdio (forwarded to the data folder's owner when another
 //! process has it open), or many over streamable HTTP.
 
+pub mod admin;
 pub mod audit;
 pub mod forward;
 pub mod http;

@@ -2,6 +2,7 @@
 //! folder and drives it with rmcp's MCP client, over stdio or streamable HTTP.
 
 mod audit;
+mod backup;
 mod bench;
 mod common;
 mod conditional;

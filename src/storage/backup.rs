@@ -1,0 +1,124 @@
+//! Online backup: a copy of every table as of one committed state, in a new redb file.
+//!
+//! The copy reads one snapshot, so writers keep committing while it runs and the backup
+//! holds exactly the state of the commit the snapshot started from. It is written under a
+//! temporary name, synced, and renamed into place, so a crash never leaves a partial file
+//! under the destination name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle};
+
+use super::tables::*;
+use super::{StorageError, Store};
+
+/// What a backup wrote.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Rows copied per table.
+    pub rows: BTreeMap<&'static str, u64>,
+    pub millis: u128,
+}
+
+fn io_error(path: &Path, action: &str, err: std::io::Error) -> StorageError {
+    StorageError::Backup(format!("cannot {action} {}: {err}", path.display()))
+}
+
+macro_rules! copy_table {
+    ($snapshot:expr, $target:expr, $rows:expr, $definition:expr) => {{
+        let source = $snapshot.open_table($definition)?;
+        let mut destination = $target.open_table($definition)?;
+        let mut count = 0u64;
+        for entry in source.iter()? {
+            let (key, value) = entry?;
+            destination.insert(key.value(), value.value())?;
+            count += 1;
+        }
+        $rows.insert($definition.name(), count);
+    }};
+}
+
+impl Store {
+    /// Writes a consistent copy of the database to `destination`, which must not exist.
+    pub fn backup(&self, destination: &Path) -> Result<BackupReport, StorageError> {
+        let started = Instant::now();
+        if destination.exists() {
+            return Err(StorageError::Backup(format!(
+                "{} already exists; choose a new file name or remove it first",
+                destination.display()
+            )));
+        }
+        let folder = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let draft = folder.join(format!(".{name}.{}.partial", std::process::id()));
+        let _ = std::fs::remove_file(&draft);
+
+        let rows = match self.copy_into(&draft) {
+            Ok(rows) => rows,
+            Err(err) => {
+                let _ = std::fs::remove_file(&draft);
+                return Err(err);
+            }
+        };
+        std::fs::rename(&draft, destination)
+            .map_err(|err| io_error(destination, "rename the backup to", err))?;
+        // The rename is durable only once the folder itself is synced.
+        if let Ok(dir) = std::fs::File::open(folder) {
+            let _ = dir.sync_all();
+        }
+        let bytes = std::fs::metadata(destination).map(|m| m.len()).unwrap_or(0);
+        Ok(BackupReport {
+            path: destination.to_path_buf(),
+            bytes,
+            rows,
+            millis: started.elapsed().as_millis(),
+        })
+    }
+
+    fn copy_into(&self, draft: &Path) -> Result<BTreeMap<&'static str, u64>, StorageError> {
+        let snapshot = self.db.begin_read()?;
+        let target = Database::create(draft).map_err(|source| StorageError::Open {
+            path: draft.into(),
+            source,
+        })?;
+        // The backup contains every message and resource, like the database itself.
+        super::restrict_to_owner(draft);
+        let mut tx = target.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        let mut rows = BTreeMap::new();
+        copy_table!(snapshot, tx, rows, META);
+        copy_table!(snapshot, tx, rows, PROJECTS);
+        copy_table!(snapshot, tx, rows, MEMBERS);
+        copy_table!(snapshot, tx, rows, INBOX);
+        copy_table!(snapshot, tx, rows, ARCHIVE);
+        copy_table!(snapshot, tx, rows, MANIFESTS);
+        copy_table!(snapshot, tx, rows, CONTENTS);
+        copy_table!(snapshot, tx, rows, CLIENTS);
+        copy_table!(snapshot, tx, rows, MEMBERSHIPS);
+        copy_table!(snapshot, tx, rows, HISTORY);
+        copy_table!(snapshot, tx, rows, LOG_ENTRIES);
+        copy_table!(snapshot, tx, rows, AUDIT);
+        tx.commit()?;
+        Ok(rows)
+    }
+}
+
+/// Opens a backup file and runs redb's integrity check on it; returns whether it was intact.
+pub fn verify(path: &Path) -> Result<bool, StorageError> {
+    let mut db = Database::open(path).map_err(|source| StorageError::Open {
+        path: path.into(),
+        source,
+    })?;
+    db.check_integrity()
+        .map_err(|err| StorageError::Database(err.into()))
+}

@@ -1,0 +1,101 @@
+//! Online backup: `brainstorm backup` while agents keep writing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::common::{
+    HttpServer, Sandbox, ServerOptions, StdioServer, ToolOutcome, content_of, directory_of,
+    etag_of, project_team,
+};
+
+const AGENTS: usize = 4;
+const INCREMENTS: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_during_writes_holds_a_committed_state() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let names: Vec<String> = (0..AGENTS).map(|i| format!("writer-{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sessions = project_team(&server, "race", &name_refs).await?;
+    let create = json!({"project_id": "race", "resource_id": "counter", "name": "Counter",
+                        "agent_name": names[0], "content": "0", "permissions": {"write": ["*"]}});
+    let created = sessions[0].ok("store_resource", create).await?;
+    // Every committed value of the counter, with the etag its write returned.
+    let committed = Arc::new(Mutex::new(HashMap::from([(0u64, etag_of(&created)?)])));
+
+    let writers: Vec<_> = sessions
+        .into_iter()
+        .zip(names.clone())
+        .map(|(session, agent)| {
+            let committed = Arc::clone(&committed);
+            tokio::spawn(async move {
+                let mut done = 0;
+                while done < INCREMENTS {
+                    let read_args = json!({"project_id": "race", "resource_id": "counter", "agent_name": agent});
+                    let read = session.ok("get_resource", read_args).await?;
+                    let value: u64 = content_of(&read)?.parse()?;
+                    let store = json!({"project_id": "race", "resource_id": "counter", "name": "Counter",
+                                       "agent_name": agent, "content": (value + 1).to_string(),
+                                       "etag": etag_of(&read)?});
+                    if let ToolOutcome::Success(stored) = session.call("store_resource", store).await? {
+                        committed.lock().await.insert(value + 1, etag_of(&stored)?);
+                        done += 1;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+
+    let destination = sandbox.root().join("backup.redb");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+        .args(["backup", "--verify", "--log", "warn", "--data-dir"])
+        .arg(sandbox.data_dir())
+        .arg(&destination)
+        .env("HOME", sandbox.home())
+        .output()
+        .await?;
+    for writer in writers {
+        writer.await.context("a writer panicked")??;
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "backup failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("verified: integrity check passed"),
+        "{stdout}"
+    );
+
+    // Open the backup as the database of a fresh data folder and read the counter there.
+    let restored = Sandbox::new()?;
+    std::fs::copy(&destination, restored.database_file())?;
+    let reader = StdioServer::start_as(
+        &restored,
+        &ServerOptions::default(),
+        &directory_of(&names[0]),
+    )
+    .await?;
+    let read = json!({"project_id": "race", "resource_id": "counter", "agent_name": names[0]});
+    let snapshot = reader.session().ok("get_resource", read).await?;
+    let value: u64 = content_of(&snapshot)?.parse()?;
+    let committed = committed.lock().await;
+
+    assert!(
+        value <= (AGENTS * INCREMENTS) as u64,
+        "impossible counter value {value}"
+    );
+    assert_eq!(
+        committed.get(&value),
+        Some(&etag_of(&snapshot)?),
+        "the backup's counter {value} must carry the etag of the commit that wrote it"
+    );
+    Ok(())
+}
