@@ -104,6 +104,8 @@ enum Command {
     Audit(AuditArgs),
     /// Write a consistent copy of the database, safe while agents keep writing.
     Backup(BackupArgs),
+    /// Print the schema version, file size, rows per table and the largest projects, as JSON.
+    Stats,
     /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
     Bench(BenchArgs),
 }
@@ -244,6 +246,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stdio => transport::forward::serve(config).await?,
         Command::Audit(args) => audit(config, args).await?,
         Command::Backup(args) => backup(config, args).await?,
+        Command::Stats => {
+            let stats = transport::admin::stats(&config).await?;
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+        }
         Command::Serve(args) => {
             config.max_body_bytes = args.max_body_size;
             config.max_sessions = args.max_sessions;

@@ -1,4 +1,5 @@
-//! Online backup: a copy of every table as of one committed state, in a new redb file.
+//! Online backup (a copy of every table as of one committed state, in a new redb file) and
+//! table statistics.
 //!
 //! The copy reads one snapshot, so writers keep committing while it runs and the backup
 //! holds exactly the state of the commit the snapshot started from. It is written under a
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableHandle};
+use serde_json::Value;
 
 use super::tables::*;
 use super::{StorageError, Store};
@@ -121,4 +123,60 @@ pub fn verify(path: &Path) -> Result<bool, StorageError> {
     })?;
     db.check_integrity()
         .map_err(|err| StorageError::Database(err.into()))
+}
+
+macro_rules! count_rows {
+    ($snapshot:expr, $rows:expr, $definition:expr) => {{
+        let table = $snapshot.open_table($definition)?;
+        $rows.insert(
+            $definition.name(),
+            redb::ReadableTableMetadata::len(&table)?,
+        );
+    }};
+}
+
+impl Store {
+    /// Returns the schema version, the file size and the rows per table, from one snapshot.
+    pub fn stats(&self) -> Result<Value, StorageError> {
+        let snapshot = self.db.begin_read()?;
+        let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
+        count_rows!(snapshot, rows, META);
+        count_rows!(snapshot, rows, PROJECTS);
+        count_rows!(snapshot, rows, MEMBERS);
+        count_rows!(snapshot, rows, INBOX);
+        count_rows!(snapshot, rows, ARCHIVE);
+        count_rows!(snapshot, rows, MANIFESTS);
+        count_rows!(snapshot, rows, CONTENTS);
+        count_rows!(snapshot, rows, CLIENTS);
+        count_rows!(snapshot, rows, MEMBERSHIPS);
+        count_rows!(snapshot, rows, HISTORY);
+        count_rows!(snapshot, rows, LOG_ENTRIES);
+        count_rows!(snapshot, rows, AUDIT);
+        let mut resources_per_project: BTreeMap<String, u64> = BTreeMap::new();
+        for entry in snapshot.open_table(MANIFESTS)?.iter()? {
+            let (key, _) = entry?;
+            *resources_per_project
+                .entry(key.value().0.to_owned())
+                .or_default() += 1;
+        }
+        let mut largest: Vec<(String, u64)> = resources_per_project.into_iter().collect();
+        largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        largest.truncate(5);
+        let version = snapshot
+            .open_table(META)?
+            .get(SCHEMA_VERSION_KEY)?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.value()).ok())
+            .map(u32::from_le_bytes);
+        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(serde_json::json!({
+            "path": self.path,
+            "schema_version": version,
+            "file_bytes": bytes,
+            "rows": rows,
+            "largest_projects": largest
+                .iter()
+                .map(|(project, count)| serde_json::json!({"project_id": project, "resources": count}))
+                .collect::<Vec<_>>(),
+        }))
+    }
 }

@@ -37,17 +37,7 @@ fn absolute(path: &Path) -> anyhow::Result<std::path::PathBuf> {
 }
 
 async fn through_owner(config: &Config, destination: &Path) -> anyhow::Result<Value> {
-    let owner = read_owner(&config.data_dir).ok_or_else(|| {
-        anyhow::anyhow!(
-            "the database in {} is open in another process that names no endpoint in owner.json",
-            config.data_dir.display()
-        )
-    })?;
-    let token = load_or_create_token(&config.data_dir)?;
-    let url = match owner.url.strip_suffix("/mcp") {
-        Some(base) => format!("{base}/admin/backup"),
-        None => anyhow::bail!("owner.json names an unexpected endpoint {}", owner.url),
-    };
+    let (url, token, pid) = owner_endpoint(config, "/admin/backup")?;
     let body = json!({ "path": destination }).to_string();
     let response = reqwest::Client::new()
         .post(&url)
@@ -59,10 +49,48 @@ async fn through_owner(config: &Config, destination: &Path) -> anyhow::Result<Va
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
-        anyhow::bail!(
-            "the owning process (pid {}) could not write the backup: {status} {text}",
-            owner.pid
-        );
+        anyhow::bail!("the owning process (pid {pid}) could not write the backup: {status} {text}");
     }
     Ok(serde_json::from_str(&text)?)
+}
+
+/// Returns the database's statistics: schema version, file size, rows per table and the
+/// projects with the most resources.
+pub async fn stats(config: &Config) -> anyhow::Result<Value> {
+    match Store::open_with(&config.database_path(), config.commit) {
+        Ok(store) => Ok(tokio::task::spawn_blocking(move || store.stats()).await??),
+        Err(err) if is_held_elsewhere(&err) => {
+            let (url, token, pid) = owner_endpoint(config, "/admin/stats")?;
+            let response = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await?;
+            let status = response.status();
+            let text = response.text().await?;
+            if !status.is_success() {
+                anyhow::bail!(
+                    "the owning process (pid {pid}) could not report statistics: {status} {text}"
+                );
+            }
+            Ok(serde_json::from_str(&text)?)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Returns the URL of an admin route on the owning process, the token, and the owner's pid.
+fn owner_endpoint(config: &Config, route: &str) -> anyhow::Result<(String, String, u32)> {
+    let owner = read_owner(&config.data_dir).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the database in {} is open in another process that names no endpoint in owner.json",
+            config.data_dir.display()
+        )
+    })?;
+    let token = load_or_create_token(&config.data_dir)?;
+    let base = owner
+        .url
+        .strip_suffix("/mcp")
+        .ok_or_else(|| anyhow::anyhow!("owner.json names an unexpected endpoint {}", owner.url))?;
+    Ok((format!("{base}{route}"), token, owner.pid))
 }

@@ -139,6 +139,7 @@ impl HttpEndpoint {
         });
         let admin = axum::Router::new()
             .route("/admin/backup", axum::routing::post(admin_backup))
+            .route("/admin/stats", axum::routing::get(admin_stats))
             .with_state(service.clone());
         let app = axum::Router::new()
             .nest_service("/mcp", mcp)
@@ -262,6 +263,27 @@ async fn admin_backup(State(service): State<Service>, request: Request) -> Respo
         Err(err) => reject(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("backup task failed: {err}"),
+        ),
+    }
+}
+
+/// Returns the database's statistics. Only a request that carries the data folder's token may.
+async fn admin_stats(State(service): State<Service>, request: Request) -> Response {
+    if request.extensions().get::<Authenticated>().is_none() {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "statistics need the data folder's token",
+        );
+    }
+    match tokio::task::spawn_blocking(move || service.store().stats()).await {
+        Ok(Ok(stats)) => axum::Json(stats).into_response(),
+        Ok(Err(err)) => {
+            warn!(error = %err, "statistics failed");
+            reject(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+        }
+        Err(err) => reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("statistics task failed: {err}"),
         ),
     }
 }

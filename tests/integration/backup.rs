@@ -99,3 +99,49 @@ async fn backup_during_writes_holds_a_committed_state() -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs `brainstorm stats` on the sandbox's data folder and returns its JSON.
+async fn stats_of(sandbox: &Sandbox) -> Result<serde_json::Value> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+        .args(["stats", "--log", "warn", "--data-dir"])
+        .arg(sandbox.data_dir())
+        .env("HOME", sandbox.home())
+        .output()
+        .await?;
+    assert!(
+        output.status.success(),
+        "stats failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+#[tokio::test]
+async fn stats_count_rows_through_owner_and_directly() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server =
+        StdioServer::start_as(&sandbox, &ServerOptions::default(), &directory_of("alice")).await?;
+    let session = server.session();
+    session
+        .ok(
+            "create_project",
+            json!({"project_id": "p", "name": "P", "created_by": "alice"}),
+        )
+        .await?;
+    for id in ["a", "b"] {
+        let store = json!({"project_id": "p", "resource_id": id, "name": "R", "agent_name": "alice", "content": "x"});
+        session.ok("store_resource", store).await?;
+    }
+
+    let owned = stats_of(&sandbox).await?;
+    server.shutdown().await?;
+    let direct = stats_of(&sandbox).await?;
+
+    for stats in [&owned, &direct] {
+        assert_eq!(stats["schema_version"], 3, "{stats}");
+        assert_eq!(stats["rows"]["projects"], 1, "{stats}");
+        assert_eq!(stats["rows"]["manifests"], 2, "{stats}");
+        assert_eq!(stats["largest_projects"][0]["project_id"], "p", "{stats}");
+    }
+    Ok(())
+}
