@@ -15,6 +15,7 @@ use brainstorm::bench::BenchArgs;
 use brainstorm::config::Config;
 use brainstorm::service::Service;
 use brainstorm::service::identity::check_client_id_override;
+use brainstorm::storage::maintenance;
 use brainstorm::transport;
 use brainstorm::transport::http::{HttpEndpoint, HttpOptions};
 use brainstorm::transport::owner;
@@ -106,6 +107,11 @@ enum Command {
     Backup(BackupArgs),
     /// Print the schema version, file size, rows per table and the largest projects, as JSON.
     Stats,
+    /// Check the file's integrity and the schema's invariants; exit 1 on any violation.
+    /// Needs the file to itself: stop brainstorm processes on the data folder first.
+    Check,
+    /// Shrink the database file (offline: stop brainstorm processes on the data folder first).
+    Compact,
     /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
     Bench(BenchArgs),
 }
@@ -246,6 +252,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stdio => transport::forward::serve(config).await?,
         Command::Audit(args) => audit(config, args).await?,
         Command::Backup(args) => backup(config, args).await?,
+        Command::Check => {
+            let path = config.database_path();
+            let violations = tokio::task::spawn_blocking(move || maintenance::check(&path))
+                .await?
+                .map_err(|err| offline_error(&config, err))?;
+            for violation in &violations {
+                println!("{violation}");
+            }
+            if !violations.is_empty() {
+                anyhow::bail!("{} violation(s) found", violations.len());
+            }
+            println!("check passed: integrity and invariants hold");
+        }
+        Command::Compact => {
+            let path = config.database_path();
+            let (before, after) = tokio::task::spawn_blocking(move || maintenance::compact(&path))
+                .await?
+                .map_err(|err| offline_error(&config, err))?;
+            println!(
+                "compacted {}: {before} bytes before, {after} bytes after",
+                config.database_path().display()
+            );
+        }
         Command::Stats => {
             let stats = transport::admin::stats(&config).await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
@@ -259,6 +288,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     info!("brainstorm stopped");
     Ok(())
+}
+
+/// Explains a failure of an offline command, naming the process that has the file open.
+fn offline_error(config: &Config, err: brainstorm::storage::StorageError) -> anyhow::Error {
+    if !owner::is_held_elsewhere(&err) {
+        return err.into();
+    }
+    let holder = owner::read_owner(&config.data_dir)
+        .map_or("another process".to_owned(), |record| {
+            format!("process {}", record.pid)
+        });
+    anyhow::anyhow!(
+        "{holder} has the database open; stop the brainstorm processes on {} and run this again",
+        config.data_dir.display()
+    )
 }
 
 async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {

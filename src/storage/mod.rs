@@ -8,6 +8,7 @@ pub mod backup;
 mod codec;
 mod commit;
 mod error;
+pub mod maintenance;
 pub mod records;
 pub mod schema;
 pub mod tables;

@@ -145,3 +145,52 @@ async fn stats_count_rows_through_owner_and_directly() -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs an offline maintenance command on the sandbox's data folder.
+async fn maintenance(sandbox: &Sandbox, command: &str) -> Result<std::process::Output> {
+    Ok(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+            .args([command, "--log", "warn", "--data-dir"])
+            .arg(sandbox.data_dir())
+            .env("HOME", sandbox.home())
+            .output()
+            .await?,
+    )
+}
+
+#[tokio::test]
+async fn check_and_compact_need_the_file_to_themselves() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server =
+        StdioServer::start_as(&sandbox, &ServerOptions::default(), &directory_of("alice")).await?;
+    server
+        .session()
+        .ok(
+            "create_project",
+            json!({"project_id": "p", "name": "P", "created_by": "alice"}),
+        )
+        .await?;
+
+    let refused = maintenance(&sandbox, "check").await?;
+    server.shutdown().await?;
+    let checked = maintenance(&sandbox, "check").await?;
+    let compacted = maintenance(&sandbox, "compact").await?;
+
+    assert!(
+        !refused.status.success(),
+        "check must not run while a process owns the file"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("has the database open"));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("check passed"));
+    assert!(
+        compacted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compacted.stderr)
+    );
+    Ok(())
+}
