@@ -112,6 +112,12 @@ enum Command {
     Check,
     /// Shrink the database file (offline: stop brainstorm processes on the data folder first).
     Compact,
+    /// Replace the database with a checked backup, keeping the replaced file beside it
+    /// (offline: stop brainstorm processes on the data folder first).
+    Restore {
+        /// Backup file to restore, as written by `brainstorm backup`.
+        source: PathBuf,
+    },
     /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
     Bench(BenchArgs),
 }
@@ -274,6 +280,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "compacted {}: {before} bytes before, {after} bytes after",
                 config.database_path().display()
             );
+        }
+        Command::Restore { source } => {
+            let database = config.database_path();
+            let kept =
+                tokio::task::spawn_blocking(move || maintenance::restore(&source, &database))
+                    .await?
+                    .map_err(|err| offline_error(&config, err))?;
+            if let Some(kept) = kept {
+                println!("replaced file kept as {}", kept.display());
+            }
+            let stats = transport::admin::stats(&config).await?;
+            println!("restored {}", config.database_path().display());
+            println!("{}", serde_json::to_string_pretty(&stats["rows"])?);
         }
         Command::Stats => {
             let stats = transport::admin::stats(&config).await?;

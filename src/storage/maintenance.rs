@@ -223,3 +223,52 @@ mod tests {
         assert!(after <= before, "{after} > {before}");
     }
 }
+
+/// Replaces the database at `database` with the backup at `source`, after checking the
+/// backup; the replaced file is kept beside it under a timestamped name, which is returned.
+///
+/// Fails without changing anything when the backup fails its check or another process has
+/// the database open.
+pub fn restore(source: &Path, database: &Path) -> Result<Option<std::path::PathBuf>, StorageError> {
+    let violations = check(source)?;
+    if !violations.is_empty() {
+        return Err(StorageError::Backup(format!(
+            "{} fails its check ({}); nothing was restored",
+            source.display(),
+            violations.join("; ")
+        )));
+    }
+    // Opening the current database takes its lock, so no process can own it meanwhile.
+    let current = if database.exists() {
+        Some(open(database)?)
+    } else {
+        None
+    };
+    let folder = database.parent().unwrap_or(Path::new("."));
+    let draft = folder.join(format!(".restore.{}.partial", std::process::id()));
+    std::fs::copy(source, &draft)
+        .map_err(|err| StorageError::Backup(format!("cannot copy {}: {err}", source.display())))?;
+    std::fs::File::open(&draft)
+        .and_then(|file| file.sync_all())
+        .map_err(|err| StorageError::Backup(format!("cannot sync the restored copy: {err}")))?;
+    super::restrict_to_owner(&draft);
+    let kept = match current {
+        Some(db) => {
+            drop(db);
+            let stamp = crate::time::format_ms(crate::time::now_ms()).replace(':', "-");
+            let kept = folder.join(format!("brainstorm.redb.replaced-{stamp}"));
+            std::fs::rename(database, &kept).map_err(|err| {
+                StorageError::Backup(format!("cannot keep the replaced file: {err}"))
+            })?;
+            Some(kept)
+        }
+        None => None,
+    };
+    std::fs::rename(&draft, database).map_err(|err| {
+        StorageError::Backup(format!("cannot put the restored file in place: {err}"))
+    })?;
+    if let Ok(dir) = std::fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(kept)
+}

@@ -194,3 +194,78 @@ async fn check_and_compact_need_the_file_to_themselves() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn restore_round_trip_and_refusal_while_owned() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let backup_file = sandbox.root().join("saved.redb");
+    let server =
+        StdioServer::start_as(&sandbox, &ServerOptions::default(), &directory_of("alice")).await?;
+    let session = server.session();
+    session
+        .ok(
+            "create_project",
+            json!({"project_id": "kept", "name": "Kept", "created_by": "alice"}),
+        )
+        .await?;
+    let backed_up = tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+        .args(["backup", "--log", "warn", "--data-dir"])
+        .arg(sandbox.data_dir())
+        .arg(&backup_file)
+        .env("HOME", sandbox.home())
+        .output()
+        .await?;
+    assert!(
+        backed_up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backed_up.stderr)
+    );
+    session
+        .ok(
+            "create_project",
+            json!({"project_id": "later", "name": "Later", "created_by": "alice"}),
+        )
+        .await?;
+
+    let restore = |sandbox: &Sandbox| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_brainstorm"))
+            .args(["restore", "--log", "warn", "--data-dir"])
+            .arg(sandbox.data_dir())
+            .arg(&backup_file)
+            .env("HOME", sandbox.home())
+            .output()
+    };
+    let refused = restore(&sandbox).await?;
+    server.shutdown().await?;
+    let restored = restore(&sandbox).await?;
+
+    assert!(
+        !refused.status.success(),
+        "restore must not run while a process owns the file"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("has the database open"));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let kept_files = std::fs::read_dir(sandbox.data_dir())?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("brainstorm.redb.replaced-")
+        })
+        .count();
+    assert_eq!(
+        kept_files, 1,
+        "the replaced file is kept beside the database"
+    );
+    let reader =
+        StdioServer::start_as(&sandbox, &ServerOptions::default(), &directory_of("alice")).await?;
+    let listed = reader.session().ok("list_projects", json!({})).await?;
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["projects"][0]["project_id"], "kept");
+    Ok(())
+}
