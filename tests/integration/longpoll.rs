@@ -73,7 +73,7 @@ async fn wait_sends_progress_notifications() -> Result<()> {
     let mut wait = tool_call(
         "receive_messages",
         json!({
-            "project_id": "p", "agent_name": "alice", "wait": true, "timeout_seconds": 3,
+            "project_id": "p", "agent_name": "alice", "wait": true, "timeout_seconds": 5,
             "working_directory": directory_of("alice"),
         }),
     );
