@@ -2,7 +2,7 @@
 //! table statistics.
 //!
 //! The copy reads one snapshot, so writers keep committing while it runs and the backup
-//! holds exactly the state of the commit the snapshot started from. It is written under a
+//! contains exactly the state of the commit the snapshot started from. It is written under a
 //! temporary name, synced, and renamed into place, so a crash never leaves a partial file
 //! under the destination name.
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::tables::*;
 use super::{StorageError, Store};
 
-/// What a backup wrote.
+/// Summary of a written backup.
 #[derive(Debug, Clone)]
 pub struct BackupReport {
     pub path: PathBuf,

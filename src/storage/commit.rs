@@ -389,8 +389,8 @@ mod tests {
         running
             .recv_timeout(Duration::from_secs(10))
             .expect("the first call runs");
-        // Eight compare-and-swaps that all read version 0 queue into one batch; last_seen_ms
-        // stands in for an etag.
+        // Eight compare-and-swaps that all read version 0 queue into one batch. last_seen_ms
+        // plays the role of an etag.
         let writers: Vec<_> = (1..=8)
             .map(|writer| {
                 let store = Arc::clone(&store);

@@ -225,7 +225,7 @@ mod tests {
 }
 
 /// Replaces the database at `database` with the backup at `source`, after checking the
-/// backup; the replaced file is kept beside it under a timestamped name, which is returned.
+/// backup. The replaced file is kept beside it under a timestamped name, which is returned.
 ///
 /// Fails without changing anything when the backup fails its check or another process has
 /// the database open.
@@ -238,6 +238,7 @@ pub fn restore(source: &Path, database: &Path) -> Result<Option<std::path::PathB
             violations.join("; ")
         )));
     }
+
     // Opening the current database takes its lock, so no process can own it meanwhile.
     let current = if database.exists() {
         Some(open(database)?)
@@ -252,6 +253,7 @@ pub fn restore(source: &Path, database: &Path) -> Result<Option<std::path::PathB
         .and_then(|file| file.sync_all())
         .map_err(|err| StorageError::Backup(format!("cannot sync the restored copy: {err}")))?;
     super::restrict_to_owner(&draft);
+
     let kept = match current {
         Some(db) => {
             drop(db);
