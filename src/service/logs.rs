@@ -10,7 +10,7 @@ use super::longpoll::WaitOutcome;
 use super::projects::finish_wait;
 use super::requests::{AppendLogRequest, ReadLogRequest};
 use super::resources::{
-    can_read, can_write, check_access_list, check_kind, denied, initial_permissions, not_found,
+    can_read, can_write, check_kind, check_permissions, denied, initial_permissions, not_found,
 };
 use super::validate::{MAX_NAME_LENGTH, check_id, check_json_depth, check_optional_text};
 use super::{Service, WaitControl, WaitKey, page, project_and_member, views};
@@ -50,16 +50,7 @@ impl Service {
         check_id("log_id", &request.log_id)?;
         check_id("agent_name", &request.agent_name)?;
         check_optional_text("name", request.name.as_deref(), MAX_NAME_LENGTH)?;
-        if let Some(permissions) = &request.permissions {
-            check_access_list(
-                "permissions.read",
-                permissions.read.as_deref().unwrap_or_default(),
-            )?;
-            check_access_list(
-                "permissions.write",
-                permissions.write.as_deref().unwrap_or_default(),
-            )?;
-        }
+        check_permissions(request.permissions.as_ref())?;
         check_json_depth("entry", &request.entry)?;
         let entry_json = request.entry.to_string();
         let max_bytes = self.config.max_payload_size;

@@ -19,16 +19,6 @@ pub struct WaitControl {
     pub progress: Option<Progress>,
 }
 
-impl WaitControl {
-    /// Creates a control with no cancellation and no progress reports.
-    pub fn none() -> Self {
-        WaitControl {
-            cancel: CancellationToken::new(),
-            progress: None,
-        }
-    }
-}
-
 /// End state of a long-poll.
 pub enum WaitOutcome<T> {
     /// The check returned a value.

@@ -86,6 +86,21 @@ pub(super) fn check_access_list(argument: &str, list: &[String]) -> ServiceResul
     Ok(())
 }
 
+/// Checks both access lists of a `permissions` argument.
+pub(super) fn check_permissions(permissions: Option<&Permissions>) -> ServiceResult<()> {
+    let Some(permissions) = permissions else {
+        return Ok(());
+    };
+    check_access_list(
+        "permissions.read",
+        permissions.read.as_deref().unwrap_or_default(),
+    )?;
+    check_access_list(
+        "permissions.write",
+        permissions.write.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Permissions of a new resource: readable by all and writable by its creator unless given.
 /// The creator is always added to the write list.
 pub(super) fn initial_permissions(
@@ -222,16 +237,7 @@ impl Service {
         check_id("project_id", &request.project_id)?;
         check_id("resource_id", &request.resource_id)?;
         check_id("agent_name", &request.agent_name)?;
-        if let Some(permissions) = &request.permissions {
-            check_access_list(
-                "permissions.read",
-                permissions.read.as_deref().unwrap_or_default(),
-            )?;
-            check_access_list(
-                "permissions.write",
-                permissions.write.as_deref().unwrap_or_default(),
-            )?;
-        }
+        check_permissions(request.permissions.as_ref())?;
         if let Some(condition) = request.if_none_match.as_deref().filter(|c| *c != ANY) {
             return Err(ServiceError::invalid_parameter(
                 "if_none_match",

@@ -135,11 +135,6 @@ impl Waiters {
         }
     }
 
-    /// Returns the number of waits registered on `key`.
-    pub fn waiting(&self, key: &WaitKey) -> usize {
-        self.lock().by_key.get(key).map_or(0, |slot| slot.waiting)
-    }
-
     fn release(&self, key: &WaitKey) {
         let mut guard = self.lock();
         let slots = &mut *guard;

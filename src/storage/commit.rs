@@ -104,6 +104,7 @@ impl Committer {
     }
 
     /// Returns the number of calls waiting for the next batch.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }

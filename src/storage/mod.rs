@@ -68,11 +68,6 @@ impl Store {
         })
     }
 
-    /// Returns the number of write calls waiting for the next group commit.
-    pub fn queued_writes(&self) -> usize {
-        self.committer.queued()
-    }
-
     /// Returns the path of the database file.
     pub fn path(&self) -> &Path {
         &self.path

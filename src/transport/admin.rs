@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::owner::{is_held_elsewhere, load_or_create_token, read_owner};
+use super::owner::{OwnerRecord, is_held_elsewhere, load_or_create_token, read_owner};
 use crate::config::Config;
 use crate::storage::Store;
 
@@ -81,16 +81,21 @@ pub async fn stats(config: &Config) -> anyhow::Result<Value> {
 
 /// Returns the URL of an admin route on the owning process, the token, and the owner's pid.
 fn owner_endpoint(config: &Config, route: &str) -> anyhow::Result<(String, String, u32)> {
+    let (owner, token) = owner_of(config)?;
+    let base = owner
+        .url
+        .strip_suffix("/mcp")
+        .ok_or_else(|| anyhow::anyhow!("owner.json names an unexpected endpoint {}", owner.url))?;
+    Ok((format!("{base}{route}"), token, owner.pid))
+}
+
+/// Returns the record of the process that owns the data folder, and the folder's token.
+pub(super) fn owner_of(config: &Config) -> anyhow::Result<(OwnerRecord, String)> {
     let owner = read_owner(&config.data_dir).ok_or_else(|| {
         anyhow::anyhow!(
             "the database in {} is open in another process that names no endpoint in owner.json",
             config.data_dir.display()
         )
     })?;
-    let token = load_or_create_token(&config.data_dir)?;
-    let base = owner
-        .url
-        .strip_suffix("/mcp")
-        .ok_or_else(|| anyhow::anyhow!("owner.json names an unexpected endpoint {}", owner.url))?;
-    Ok((format!("{base}{route}"), token, owner.pid))
+    Ok((owner, load_or_create_token(&config.data_dir)?))
 }

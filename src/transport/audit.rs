@@ -7,7 +7,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::Value;
 
-use super::owner::{is_held_elsewhere, load_or_create_token, read_owner};
+use super::owner::is_held_elsewhere;
 use crate::config::Config;
 use crate::service::Service;
 use crate::service::requests::AuditLogRequest;
@@ -28,13 +28,7 @@ pub async fn read(config: &Config, request: Value) -> anyhow::Result<Value> {
 }
 
 async fn through_owner(config: &Config, request: Value) -> anyhow::Result<Value> {
-    let owner = read_owner(&config.data_dir).ok_or_else(|| {
-        anyhow::anyhow!(
-            "the database in {} is open in another process that names no endpoint in owner.json",
-            config.data_dir.display()
-        )
-    })?;
-    let token = load_or_create_token(&config.data_dir)?;
+    let (owner, token) = super::admin::owner_of(config)?;
     let transport_config =
         StreamableHttpClientTransportConfig::with_uri(owner.url.clone()).auth_header(token);
     let transport = StreamableHttpClientTransport::from_config(transport_config);

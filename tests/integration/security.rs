@@ -579,3 +579,28 @@ async fn session_cap_spares_stateless_clients() -> Result<()> {
     assert_eq!(listed["count"], json!(1), "{listed}");
     Ok(())
 }
+
+#[tokio::test]
+async fn admin_routes_need_the_token() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let destination = sandbox.root().join("stolen.redb");
+    let body = json!({ "path": destination }).to_string();
+    let json_type = [("Content-Type", "application/json")];
+
+    let backup = send_http(
+        server.port(),
+        "POST",
+        "/admin/backup",
+        &json_type,
+        body.as_bytes(),
+    )
+    .await?;
+    let stats = send_http(server.port(), "GET", "/admin/stats", &[], b"").await?;
+
+    // A loopback server needs no token for MCP, but its admin routes always do.
+    assert_eq!(backup.status, 401, "{}", backup.body);
+    assert_eq!(stats.status, 401, "{}", stats.body);
+    assert!(!destination.exists(), "a rejected backup wrote a file");
+    Ok(())
+}
