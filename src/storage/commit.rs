@@ -257,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_call_in_batch_keeps_others_and_drops_its_writes() {
+    fn rejected_call_leaves_batch_intact() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(Store::open(&dir.path().join("db.redb")).expect("open"));
 
