@@ -392,16 +392,18 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if token.is_empty() {
         anyhow::bail!("the token is empty; put at least 32 random characters in it");
     }
+
     let service = Service::open(config.clone()).map_err(|err| {
         if owner::is_held_elsewhere(&err) {
             anyhow::anyhow!(
-                "{err}; a brainstorm stdio process owns this data folder, so stop it first or let \
+                "{err}; another brainstorm process owns this data folder, so stop it first, or let \
                  its clients share it through that process"
             )
         } else {
             err.into()
         }
     })?;
+
     let options = HttpOptions {
         listen: args.listen,
         token: Some(token.clone()),
@@ -412,6 +414,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let endpoint = HttpEndpoint::bind(service.clone(), options).await?;
     let bound = endpoint.local_addr()?;
     info!(addr = %bound, database = %service.store().path().display(), "listening on {bound}, MCP endpoint http://{bound}/mcp");
+
     // stdio processes on the same data folder forward to this server when it uses the
     // folder's token.
     let advertised = token == folder_token;
@@ -428,6 +431,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         };
         owner::write_owner(&config.data_dir, &record)?;
     }
+
     let result = endpoint.serve(transport::shutdown_signal()).await;
     if advertised {
         owner::remove_owner(&config.data_dir);
