@@ -20,6 +20,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod mcp;
 pub mod service;
 pub mod storage;

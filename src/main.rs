@@ -13,9 +13,10 @@ use tracing_subscriber::EnvFilter;
 
 use brainstorm::bench::BenchArgs;
 use brainstorm::config::Config;
+use brainstorm::import::ImportOptions;
 use brainstorm::service::Service;
 use brainstorm::service::identity::check_client_id_override;
-use brainstorm::storage::maintenance;
+use brainstorm::storage::{StorageError, Store, maintenance};
 use brainstorm::transport;
 use brainstorm::transport::http::{HttpEndpoint, HttpOptions};
 use brainstorm::transport::owner;
@@ -118,8 +119,27 @@ enum Command {
         /// Backup file to restore, as written by `brainstorm backup`.
         source: PathBuf,
     },
+    /// Import the data folder of the original TypeScript server, one transaction per project
+    /// (offline: stop brainstorm processes on the data folder first).
+    Import(ImportArgs),
     /// Load-test a server with concurrent agents over MCP and check that nothing is lost.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The original server's data folder (what its BRAINSTORM_STORAGE named, by default
+    /// ~/.brainstorm on the machine it ran on).
+    folder: PathBuf,
+
+    /// Home folder of the machine the data comes from: a file reference under it that is
+    /// missing at its recorded path is looked for at the same place under this HOME.
+    #[arg(long, value_name = "DIR")]
+    original_home: Option<PathBuf>,
+
+    /// Read and check everything and print the report, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -298,6 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stats = transport::admin::stats(&config).await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }
+        Command::Import(args) => import(config, args).await?,
         Command::Serve(args) => {
             config.max_body_bytes = args.max_body_size;
             config.max_sessions = args.max_sessions;
@@ -346,6 +367,35 @@ async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
             );
         }
         println!("verified: integrity check passed");
+    }
+    Ok(())
+}
+
+async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
+    let options = ImportOptions {
+        max_payload_bytes: config.max_payload_size,
+        default_ttl_secs: config.message_ttl.as_secs(),
+        original_home: args.original_home,
+        dry_run: args.dry_run,
+    };
+    let database = config.database_path();
+    let folder = args.folder;
+    let report = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&database)?;
+        brainstorm::import::import(&store, &folder, &options).map_err(anyhow::Error::from)
+    })
+    .await?
+    .map_err(|err| match err.downcast::<StorageError>() {
+        Ok(err) => offline_error(&config, err),
+        Err(err) => err,
+    })?;
+    println!("{report}");
+    if !report.skipped.is_empty() {
+        anyhow::bail!(
+            "{} file(s) were skipped (the lines starting with \"skipped\" say why); a later \
+             import leaves projects that are already present unchanged",
+            report.skipped.len()
+        );
     }
     Ok(())
 }

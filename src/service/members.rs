@@ -103,7 +103,10 @@ impl Service {
     ) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
-        check_tags(request)?;
+        check_tags(
+            request.capabilities.as_deref().unwrap_or_default(),
+            request.labels.as_ref(),
+        )?;
         let now = now_ms();
         let (project, member) = self.write({
             let request = request.clone();
@@ -212,9 +215,11 @@ impl Service {
     }
 }
 
-fn check_tags(request: &JoinProjectRequest) -> ServiceResult<()> {
-    let capabilities = request.capabilities.as_deref().unwrap_or_default();
-    let labels = request.labels.as_ref();
+/// Checks the counts and lengths of a member's capabilities and labels.
+pub(crate) fn check_tags(
+    capabilities: &[String],
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> ServiceResult<()> {
     if capabilities.len() > MAX_CAPABILITIES {
         return Err(ServiceError::invalid_parameter(
             "capabilities",

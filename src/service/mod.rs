@@ -38,6 +38,8 @@ use crate::storage::{ReadTxn, StorageError, Store, WriteTxn};
 pub use audit::AuditContext;
 pub use identity::Identity;
 pub use longpoll::{Progress, WaitControl};
+pub(crate) use members::check_tags;
+pub(crate) use source_path::read_source;
 pub use waiters::{WaitKey, Waiters};
 
 /// The coordination service: one database, its settings, and the long-poll registry.

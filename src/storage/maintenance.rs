@@ -155,62 +155,218 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StorageError> {
 mod tests {
     use super::*;
     use crate::storage::{Store, encode};
+    use redb::TableDefinition;
 
-    #[test]
-    fn check_reports_each_planted_violation() {
+    use crate::storage::records::{MessageRecord, ProjectRecord};
+
+    fn project() -> ProjectRecord {
+        ProjectRecord {
+            project_id: "p".into(),
+            name: "P".into(),
+            description: None,
+            context_json: None,
+            created_at_ms: 0,
+            created_by: Some("ann".into()),
+            coordinator: Some("ann".into()),
+            archived: false,
+            archived_at_ms: None,
+            archived_by: None,
+            archive_reason: None,
+        }
+    }
+
+    fn member(project_id: &str, agent_name: &str) -> MemberRecord {
+        MemberRecord {
+            project_id: project_id.into(),
+            agent_name: agent_name.into(),
+            agent_id: "id".into(),
+            client_id: None,
+            capabilities: vec![],
+            labels: Default::default(),
+            joined_at_ms: 0,
+            last_seen_ms: 0,
+            online: true,
+        }
+    }
+
+    fn message() -> Vec<u8> {
+        encode(&MessageRecord {
+            message_id: "m".into(),
+            project_id: "p".into(),
+            from_agent: "ann".into(),
+            to_agent: None,
+            broadcast: true,
+            reply_expected: false,
+            payload_json: "{}".into(),
+            created_at_ms: 0,
+            ttl_secs: 60,
+            priority: None,
+            trace_id: None,
+        })
+        .expect("encode")
+    }
+
+    fn manifest(etag: &str, source_path: Option<&str>) -> Vec<u8> {
+        encode(&ManifestRecord {
+            resource_id: "r".into(),
+            project_id: "p".into(),
+            name: "R".into(),
+            description: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            etag: etag.into(),
+            mime_type: None,
+            size_bytes: 0,
+            source_path: source_path.map(str::to_owned),
+            read: vec!["*".into()],
+            write: vec![],
+            metadata_json: None,
+            creator: "ann".into(),
+            content_hash: String::new(),
+            version: 1,
+            kind: ResourceKind::Document,
+        })
+        .expect("encode")
+    }
+
+    /// Creates a sound database holding project `p` with member `ann`, lets `plant` write
+    /// into it directly, and returns what the check reports.
+    fn check_after(plant: impl FnOnce(&redb::WriteTransaction)) -> Vec<String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("db.redb");
         drop(Store::open(&path).expect("create"));
-        assert_eq!(
-            check(&path).expect("check"),
-            Vec::<String>::new(),
-            "a new database is sound"
-        );
-
+        let db = Database::open(&path).expect("open");
+        let tx = db.begin_write().expect("write");
         {
-            let db = Database::open(&path).expect("open");
-            let tx = db.begin_write().expect("write");
-            {
-                let member = MemberRecord {
-                    project_id: "ghost".into(),
-                    agent_name: "Bob".into(),
-                    agent_id: "id".into(),
-                    client_id: None,
-                    capabilities: vec![],
-                    labels: Default::default(),
-                    joined_at_ms: 0,
-                    last_seen_ms: 0,
-                    online: true,
-                };
-                let mut members = tx.open_table(MEMBERS).expect("members");
-                members
-                    .insert(
-                        ("ghost", "bob"),
-                        encode(&member).expect("encode").as_slice(),
-                    )
-                    .expect("insert");
-                let mut inbox = tx.open_table(INBOX).expect("inbox");
-                inbox
-                    .insert(("ghost", "nobody", 7u64), [1u8].as_slice())
-                    .expect("insert");
-            }
-            tx.commit().expect("commit");
+            let mut projects = tx.open_table(PROJECTS).expect("projects");
+            let record = encode(&project()).expect("encode");
+            projects.insert("p", record.as_slice()).expect("insert");
+            let mut members = tx.open_table(MEMBERS).expect("members");
+            let record = encode(&member("p", "ann")).expect("encode");
+            members
+                .insert(("p", "ann"), record.as_slice())
+                .expect("insert");
         }
+        plant(&tx);
+        tx.commit().expect("commit");
+        drop(db);
+        check(&path).expect("check")
+    }
 
-        let violations = check(&path).expect("check");
+    #[test]
+    fn a_sound_database_passes_the_check() {
+        assert_eq!(check_after(|_| {}), Vec::<String>::new());
+    }
 
-        assert!(
-            violations
-                .iter()
-                .any(|v| v.contains("member (ghost, bob) belongs to no project")),
-            "{violations:?}"
-        );
-        assert!(
-            violations
-                .iter()
-                .any(|v| v.contains("inbox message (ghost, nobody, 7)")),
-            "{violations:?}"
-        );
+    type Plant = Box<dyn FnOnce(&redb::WriteTransaction)>;
+    type PairTable = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+    type MessageTable = TableDefinition<'static, (&'static str, &'static str, u64), &'static [u8]>;
+
+    fn insert_pair(table: PairTable, key: (&'static str, &'static str), value: Vec<u8>) -> Plant {
+        Box::new(move |tx| {
+            let mut table = tx.open_table(table).expect("table");
+            table.insert(key, value.as_slice()).expect("insert");
+        })
+    }
+
+    fn insert_message(table: MessageTable, project_id: &'static str, agent: &'static str) -> Plant {
+        Box::new(move |tx| {
+            let mut table = tx.open_table(table).expect("table");
+            let record = message();
+            table
+                .insert((project_id, agent, 7u64), record.as_slice())
+                .expect("insert");
+        })
+    }
+
+    #[test]
+    fn check_reports_each_planted_violation() {
+        let with_content: Plant = Box::new(|tx| {
+            let mut contents = tx.open_table(CONTENTS).expect("contents");
+            contents
+                .insert(("p", "r"), [1u8].as_slice())
+                .expect("insert");
+            let mut manifests = tx.open_table(MANIFESTS).expect("manifests");
+            manifests
+                .insert(("p", "r"), manifest("0C71E7410FD3B300", None).as_slice())
+                .expect("insert");
+        });
+        let cases: Vec<(&str, Plant, &str)> = vec![
+            (
+                "unknown schema version",
+                Box::new(|tx| {
+                    let mut meta = tx.open_table(META).expect("meta");
+                    meta.insert(SCHEMA_VERSION_KEY, 99u32.to_le_bytes().as_slice())
+                        .expect("insert");
+                }),
+                "schema version Some(99) is not one this binary knows",
+            ),
+            (
+                "member of a missing project",
+                insert_pair(
+                    MEMBERS,
+                    ("ghost", "bob"),
+                    encode(&member("ghost", "Bob")).expect("encode"),
+                ),
+                "member (ghost, bob) belongs to no project",
+            ),
+            (
+                "member under another name's key",
+                insert_pair(
+                    MEMBERS,
+                    ("p", "bob"),
+                    encode(&member("p", "carol")).expect("encode"),
+                ),
+                "member (p, bob) is stored under the wrong key for \"carol\"",
+            ),
+            (
+                "member that cannot be decoded",
+                insert_pair(MEMBERS, ("p", "bob"), vec![1, 255, 255]),
+                "member (p, bob) cannot be decoded",
+            ),
+            (
+                "unread message of a non-member",
+                insert_message(INBOX, "p", "nobody"),
+                "inbox message (p, nobody, 7) belongs to no member",
+            ),
+            (
+                "read message of a missing project",
+                insert_message(ARCHIVE, "ghost", "ann"),
+                "archive message (ghost, ann, 7) belongs to no project",
+            ),
+            (
+                "resource of a missing project",
+                insert_pair(
+                    MANIFESTS,
+                    ("ghost", "r"),
+                    manifest("0c71e7410fd3b300", Some("/home/a/n")),
+                ),
+                "resource (ghost, r) belongs to no project",
+            ),
+            (
+                "manifest that cannot be decoded",
+                insert_pair(MANIFESTS, ("p", "r"), vec![1, 255]),
+                "resource (p, r) cannot be decoded",
+            ),
+            (
+                "malformed etag",
+                with_content,
+                "resource (p, r) has a malformed etag \"0C71E7410FD3B300\"",
+            ),
+            (
+                "document without content or reference",
+                insert_pair(MANIFESTS, ("p", "r"), manifest("0c71e7410fd3b300", None)),
+                "document (p, r) has neither content nor a source path",
+            ),
+        ];
+        for (case, plant, expected) in cases {
+            let violations = check_after(plant);
+            assert_eq!(violations.len(), 1, "{case}: {violations:?}");
+            assert!(
+                violations[0].starts_with(expected),
+                "{case}: {violations:?}"
+            );
+        }
     }
 
     #[test]

@@ -409,6 +409,17 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Inserts or replaces a manifest without content: a file reference whose file could not
+    /// be read when it was imported.
+    pub fn put_manifest(&self, manifest: &ManifestRecord) -> Result<()> {
+        self.mark_written();
+        let key = (manifest.project_id.as_str(), manifest.resource_id.as_str());
+        self.0
+            .open_table(MANIFESTS)?
+            .insert(key, encode(manifest)?.as_slice())?;
+        Ok(())
+    }
+
     /// Removes a resource's manifest and content.
     pub fn delete_resource(&self, project_id: &str, resource_id: &str) -> Result<()> {
         self.mark_written();

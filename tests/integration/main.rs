@@ -10,6 +10,7 @@ mod etag;
 mod history;
 mod http;
 mod identity;
+mod import;
 mod inputs;
 mod logs;
 mod longpoll;
