@@ -118,10 +118,11 @@ impl fmt::Display for ImportReport {
                 writeln!(f, "{label} {}: {}", finding.path, finding.text)?;
             }
         }
+        let done = if self.dry_run { "to import" } else { "imported" };
         write!(
             f,
-            "summary: {} projects {verb}, {} already present, {} not imported; {} files skipped, \
-             {} ignored",
+            "summary: projects {done}: {}, already present: {}, not imported: {}; files skipped: \
+             {}, ignored: {}",
             self.imported(),
             self.count(|outcome| *outcome == ProjectOutcome::AlreadyPresent),
             self.count(|outcome| *outcome == ProjectOutcome::Refused),

@@ -152,7 +152,7 @@ async fn importing_the_example_folder_brings_every_entity() -> Result<()> {
         report.contains("clients: imported 4, 0 already present"),
         "{report}"
     );
-    assert!(report.contains("0 files skipped, 0 ignored"), "{report}");
+    assert!(report.contains("files skipped: 0, ignored: 0"), "{report}");
 
     // Messages are checked in the file, whatever their age: the example's are past their
     // time-to-live a day after it was written, as they would be for the original.
