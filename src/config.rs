@@ -23,6 +23,8 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Concurrent long-polls allowed per waited-on object.
     pub max_waiters: usize,
+    /// Most unread messages one agent's inbox holds in a project.
+    pub max_inbox: usize,
     /// Concurrent long-polls allowed in the whole process.
     pub max_long_polls: usize,
     /// Largest HTTP request body accepted, in bytes.
@@ -53,6 +55,7 @@ impl Config {
             max_wait: Duration::from_secs(3600),
             progress_interval: Duration::from_secs(10),
             max_waiters: 100,
+            max_inbox: 10_000,
             max_long_polls: 1000,
             max_body_bytes: 4 * 1024 * 1024,
             max_sessions: 1000,

@@ -81,6 +81,11 @@ struct Settings {
     #[arg(long, global = true)]
     unsafe_no_sync: bool,
 
+    /// Most unread messages an agent's inbox holds in one project; sends past it fail with
+    /// INBOX_FULL.
+    #[arg(long, global = true, value_name = "COUNT", default_value_t = 10_000, value_parser = at_least_one)]
+    max_inbox: usize,
+
     /// Concurrent long-polls allowed in the whole process.
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000, value_parser = at_least_one)]
     max_long_polls: usize,
@@ -249,6 +254,7 @@ fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
     config.max_wait = Duration::from_secs(settings.wait_max);
     config.progress_interval = Duration::from_secs(settings.progress_interval);
     config.max_waiters = settings.max_waiters;
+    config.max_inbox = settings.max_inbox;
     config.max_long_polls = settings.max_long_polls;
     config.commit.max_batch = settings.commit_batch_max;
     if settings.unsafe_no_sync {

@@ -11,6 +11,7 @@ use super::{
     same_agent, views,
 };
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
+use crate::storage::WriteTxn;
 use crate::storage::records::{MessageRecord, ProjectRecord};
 use crate::time::now_ms;
 
@@ -123,6 +124,33 @@ fn target(request: &SendMessageRequest) -> ServiceResult<Target<'_>> {
     }
 }
 
+/// Fails with `INBOX_FULL` when the recipient's inbox holds `max_inbox` unread messages that
+/// have not expired. Expired ones are deleted first to make room.
+fn check_inbox_room(
+    tx: &WriteTxn,
+    project_id: &str,
+    recipient: &str,
+    max_inbox: usize,
+) -> ServiceResult<()> {
+    if tx.inbox_len(project_id, recipient, max_inbox)? < max_inbox {
+        return Ok(());
+    }
+    tx.purge_expired(project_id, recipient, now_ms())?;
+    if tx.inbox_len(project_id, recipient, max_inbox)? < max_inbox {
+        return Ok(());
+    }
+    Err(ServiceError::new(
+        ErrorCode::InboxFull,
+        format!(
+            "the inbox of {recipient:?} holds {max_inbox} unread messages, the maximum; nothing \
+             was sent, so retry after {recipient:?} reads its messages with receive_messages"
+        ),
+    )
+    .with("project_id", project_id)
+    .with("agent_name", recipient)
+    .with("max_unread", max_inbox))
+}
+
 impl Service {
     /// Sends a direct message or a broadcast. A broadcast reaches every member but the
     /// sender in one transaction: all or none.
@@ -172,6 +200,7 @@ impl Service {
             trace_id: metadata.and_then(|m| m.trace_id),
         };
 
+        let max_inbox = self.config.max_inbox;
         let (recipients, message) = self.write({
             let request = request.clone();
             let message = message.clone();
@@ -211,6 +240,9 @@ impl Service {
                         .filter(|name| !same_agent(name, &sender.agent_name))
                         .collect(),
                 };
+                for recipient in &recipients {
+                    check_inbox_room(tx, project_id, recipient, max_inbox)?;
+                }
                 for recipient in &recipients {
                     tx.push_message(recipient, &message)?;
                 }

@@ -103,6 +103,21 @@ macro_rules! read_accessors {
                 Ok(messages)
             }
 
+            /// Counts the unread messages of an agent, expired ones included, stopping at
+            /// `cap`, so that the cost stays bounded.
+            pub fn inbox_len(
+                &self,
+                project_id: &str,
+                agent_name: &str,
+                cap: usize,
+            ) -> Result<usize> {
+                let table = self.0.open_table(INBOX)?;
+                let agent = agent_key(agent_name);
+                let range =
+                    (project_id, agent.as_str(), 0u64)..=(project_id, agent.as_str(), u64::MAX);
+                Ok(table.range(range)?.take(cap).count())
+            }
+
             /// Returns the unexpired read messages of an agent, oldest first.
             pub fn read_messages(
                 &self,

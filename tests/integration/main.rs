@@ -12,6 +12,7 @@ mod http;
 mod identity;
 mod import;
 mod inputs;
+mod limits;
 mod logs;
 mod longpoll;
 mod mcp_resources;
