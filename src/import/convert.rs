@@ -18,7 +18,7 @@ use crate::storage::records::{
     AuditRecord, ClientRecord, MemberRecord, MessageRecord, ProjectRecord,
 };
 
-/// Why a file was not imported, in words for the report.
+/// Reason a file was not imported, in words for the report.
 pub type Reason = String;
 
 /// The only project format the original server ever wrote.
@@ -196,7 +196,7 @@ struct MessageFile {
     metadata: Option<Map<String, Value>>,
 }
 
-/// Where a message file was found, and the limits that apply to it.
+/// Location of a message file, and the limits that apply to it.
 #[derive(Debug, Clone)]
 pub struct MessagePlace<'a> {
     pub project_id: &'a str,
@@ -223,7 +223,7 @@ pub fn message(bytes: &[u8], place: &MessagePlace) -> Result<Message, Reason> {
     same("message_id", &file.message_id, place.file_message_id)?;
     same("project_id", &file.project_id, place.project_id)?;
     id("from_agent", &file.from_agent)?;
-    // Messages written before broadcasts were marked say so by having no recipient.
+    // Messages written before broadcasts were marked have no recipient when they are broadcasts.
     let broadcast = file.broadcast.unwrap_or(file.to_agent.is_none());
     match (&file.to_agent, broadcast) {
         (Some(to), false) => {

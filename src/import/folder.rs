@@ -10,18 +10,18 @@ use super::ImportReport;
 pub(super) struct Entry {
     pub name: String,
     pub path: PathBuf,
-    pub shown: String,
+    pub relative: String,
     pub is_dir: bool,
 }
 
 /// Lists a folder sorted by name. Symbolic links, names that are not UTF-8 and entries that
 /// are neither files nor folders are reported and left out, so no path is ever built from
 /// anything but a checked name.
-pub(super) fn list(report: &mut ImportReport, dir: &Path, shown: &str) -> Vec<Entry> {
+pub(super) fn list(report: &mut ImportReport, dir: &Path, relative: &str) -> Vec<Entry> {
     let reader = match std::fs::read_dir(dir) {
         Ok(reader) => reader,
         Err(err) => {
-            report.skip(shown, format!("cannot be read: {err}"));
+            report.skip(relative, format!("cannot be read: {err}"));
             return Vec::new();
         }
     };
@@ -30,42 +30,42 @@ pub(super) fn list(report: &mut ImportReport, dir: &Path, shown: &str) -> Vec<En
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                report.skip(shown, format!("cannot be listed: {err}"));
+                report.skip(relative, format!("cannot be listed: {err}"));
                 continue;
             }
         };
         let raw = entry.file_name();
         let Some(name) = raw.to_str().map(str::to_owned) else {
             let lossy = raw.to_string_lossy();
-            report.skip(&format!("{shown}/{lossy}"), "name is not UTF-8");
+            report.skip(&format!("{relative}/{lossy}"), "name is not UTF-8");
             continue;
         };
-        let entry_shown = if shown.is_empty() {
+        let entry_relative = if relative.is_empty() {
             name.clone()
         } else {
-            format!("{shown}/{name}")
+            format!("{relative}/{name}")
         };
         let kind = match entry.file_type() {
             Ok(kind) => kind,
             Err(err) => {
-                report.skip(&entry_shown, format!("cannot be read: {err}"));
+                report.skip(&entry_relative, format!("cannot be read: {err}"));
                 continue;
             }
         };
         if kind.is_symlink() {
             report.skip(
-                &entry_shown,
+                &entry_relative,
                 "is a symbolic link, which the import does not follow",
             );
             continue;
         }
         if !kind.is_dir() && !kind.is_file() {
-            report.skip(&entry_shown, "is neither a file nor a folder");
+            report.skip(&entry_relative, "is neither a file nor a folder");
             continue;
         }
         entries.push(Entry {
             path: entry.path(),
-            shown: entry_shown,
+            relative: entry_relative,
             is_dir: kind.is_dir(),
             name,
         });
@@ -83,14 +83,17 @@ pub(super) fn is_leftover(report: &mut ImportReport, entry: &Entry) -> bool {
     } else {
         return false;
     };
-    report.ignore(&entry.shown, why);
+    report.ignore(&entry.relative, why);
     true
 }
 
 /// Reports an entry that the original's layout has no place for.
 pub(super) fn unexpected(report: &mut ImportReport, entry: &Entry) {
     if !is_leftover(report, entry) {
-        report.skip(&entry.shown, "is not part of the original server's layout");
+        report.skip(
+            &entry.relative,
+            "is not part of the original server's layout",
+        );
     }
 }
 

@@ -8,8 +8,8 @@
 //! - Memberships are rebuilt from the member files, which the original treats as the
 //!   authority; `memberships.json` is only checked.
 //! - A file reference gets the referenced file's content when it can be read (at its
-//!   recorded path, or under this HOME with `--original-home`); otherwise it is imported
-//!   without content, and the report says so.
+//!   recorded path, or under this HOME with `--original-home`). Otherwise it is imported
+//!   without content, with a note in the report.
 //! - A resource whose inline payload is missing or has the wrong size is skipped: its content
 //!   cannot be known, and the import never invents it.
 //! - An unread message of an agent that is no longer a member goes to the archive, as the
@@ -67,15 +67,15 @@ pub enum ImportError {
     Storage(#[from] StorageError),
 }
 
-/// Largest JSON file read, in bytes; a message file holds a payload of up to
-/// `max_payload_bytes`, pretty-printed.
+/// Returns the maximum size of a JSON file, in bytes: a message file contains a payload of
+/// up to `max_payload_bytes`, pretty-printed.
 fn max_json_bytes(options: &ImportOptions) -> u64 {
     (options.max_payload_bytes as u64)
         .saturating_mul(4)
         .max(16 * 1024 * 1024)
 }
 
-/// Longest line of `system/audit.log` read, in bytes.
+/// Maximum length of a line of `system/audit.log`, in bytes.
 const MAX_AUDIT_LINE: usize = 1024 * 1024;
 /// An import in progress.
 struct Importer<'a> {
@@ -122,7 +122,9 @@ pub fn import(
     top.retain(|entry| match (entry.name.as_str(), entry.is_dir) {
         ("projects" | "clients" | "system", true) => true,
         ("locks", true) => {
-            importer.report.ignore(&entry.shown, "transient lock files");
+            importer
+                .report
+                .ignore(&entry.relative, "transient lock files");
             false
         }
         _ => {
@@ -204,7 +206,7 @@ impl Importer<'_> {
                     match ttl {
                         Ok(Some(ttl)) => self.ttl_secs = ttl,
                         Ok(None) => {}
-                        Err(reason) => self.report.skip(&entry.shown, reason),
+                        Err(reason) => self.report.skip(&entry.relative, reason),
                     }
                 }
                 ("audit.log", false) => self.read_audit(&entry),
@@ -220,7 +222,7 @@ impl Importer<'_> {
             Err(err) => {
                 return self
                     .report
-                    .skip(&entry.shown, format!("cannot be read: {err}"));
+                    .skip(&entry.relative, format!("cannot be read: {err}"));
             }
         };
         let mut reader = BufReader::new(file);
@@ -230,12 +232,12 @@ impl Importer<'_> {
             let read = (&mut reader)
                 .take(MAX_AUDIT_LINE as u64 + 1)
                 .read_until(b'\n', &mut line);
-            let shown = format!("{}:{number}", entry.shown);
+            let relative = format!("{}:{number}", entry.relative);
             match read {
                 Ok(0) => break,
                 Ok(_) if line.len() > MAX_AUDIT_LINE => {
                     self.report.skip(
-                        &shown,
+                        &relative,
                         format!("line is longer than {MAX_AUDIT_LINE} bytes"),
                     );
                     // Skip the rest of the long line.
@@ -247,7 +249,8 @@ impl Importer<'_> {
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    self.report.skip(&shown, format!("cannot be read: {err}"));
+                    self.report
+                        .skip(&relative, format!("cannot be read: {err}"));
                     break;
                 }
             }
@@ -256,7 +259,7 @@ impl Importer<'_> {
             }
             match convert::audit_line(&line) {
                 Ok((record, project_id)) => self.audit.entry(project_id).or_default().push(record),
-                Err(reason) => self.report.skip(&shown, reason),
+                Err(reason) => self.report.skip(&relative, reason),
             }
         }
     }
@@ -273,10 +276,10 @@ impl Importer<'_> {
                 continue;
             }
             if let Err(err) = check_id("client_id", &folder.name) {
-                self.report.skip(&folder.shown, err.message);
+                self.report.skip(&folder.relative, err.message);
                 continue;
             }
-            for entry in list(&mut self.report, &folder.path, &folder.shown) {
+            for entry in list(&mut self.report, &folder.path, &folder.relative) {
                 let bytes = || read_limited(&entry.path, 1024 * 1024);
                 match (entry.name.as_str(), entry.is_dir) {
                     ("identity.json", false) => {
@@ -284,12 +287,12 @@ impl Importer<'_> {
                             Ok(client) => {
                                 self.clients.insert(client.client_id.clone(), client);
                             }
-                            Err(reason) => self.report.skip(&entry.shown, reason),
+                            Err(reason) => self.report.skip(&entry.relative, reason),
                         }
                     }
                     ("memberships.json", false) => {
                         if let Err(reason) = bytes().and_then(|b| convert::memberships(&b)) {
-                            self.report.skip(&entry.shown, reason);
+                            self.report.skip(&entry.relative, reason);
                         }
                     }
                     _ => unexpected(&mut self.report, &entry),
@@ -299,22 +302,22 @@ impl Importer<'_> {
     }
 
     /// Reads and checks one project folder. Returns `None` when the project cannot be
-    /// imported; the report says why.
+    /// imported, and the report gives the reason.
     fn plan_project(&mut self, folder: &Entry) -> Option<ProjectPlan> {
         if let Err(err) = check_id("project_id", &folder.name) {
             self.report.skip(
-                &folder.shown,
+                &folder.relative,
                 format!("{}; the whole project was not imported", err.message),
             );
             return None;
         }
-        let entries = list(&mut self.report, &folder.path, &folder.shown);
+        let entries = list(&mut self.report, &folder.path, &folder.relative);
         let Some(metadata) = entries
             .iter()
             .find(|e| e.name == "metadata.json" && !e.is_dir)
         else {
             self.report.skip(
-                &folder.shown,
+                &folder.relative,
                 "has no metadata.json; the whole project was not imported",
             );
             return None;
@@ -324,7 +327,7 @@ impl Importer<'_> {
         {
             Ok(project) => project,
             Err(reason) => {
-                self.report.skip(&metadata.shown, reason);
+                self.report.skip(&metadata.relative, reason);
                 return None;
             }
         };
@@ -361,14 +364,14 @@ impl Importer<'_> {
 
     fn read_members(&mut self, plan: &mut ProjectPlan, folder: &Entry) {
         let mut keys = BTreeSet::new();
-        for entry in list(&mut self.report, &folder.path, &folder.shown) {
+        for entry in list(&mut self.report, &folder.path, &folder.relative) {
             let stem = entry.name.strip_suffix(".json").filter(|_| !entry.is_dir);
             let Some(stem) = stem else {
                 unexpected(&mut self.report, &entry);
                 continue;
             };
             if let Err(err) = check_id("agent_name", stem) {
-                self.report.skip(&entry.shown, err.message);
+                self.report.skip(&entry.relative, err.message);
                 continue;
             }
             let member = read_limited(&entry.path, max_json_bytes(self.options))
@@ -376,13 +379,13 @@ impl Importer<'_> {
             let member = match member {
                 Ok(member) => member,
                 Err(reason) => {
-                    self.report.skip(&entry.shown, reason);
+                    self.report.skip(&entry.relative, reason);
                     continue;
                 }
             };
             if !keys.insert(agent_key(&member.agent_name)) {
                 self.report.skip(
-                    &entry.shown,
+                    &entry.relative,
                     "another member file has the same name in other letter case; names compare \
                      without case here",
                 );
@@ -396,7 +399,7 @@ impl Importer<'_> {
                         .any(|c| &c.client_id == client_id);
                 if !known {
                     self.report.note(
-                        &entry.shown,
+                        &entry.relative,
                         format!(
                             "client {client_id} has no identity.json; its client record was made from this member file"
                         ),
@@ -413,28 +416,28 @@ impl Importer<'_> {
     }
 
     fn read_messages(&mut self, plan: &mut ProjectPlan, folder: &Entry) {
-        for inbox in list(&mut self.report, &folder.path, &folder.shown) {
+        for inbox in list(&mut self.report, &folder.path, &folder.relative) {
             if !inbox.is_dir {
                 if !is_leftover(&mut self.report, &inbox) {
                     self.report.skip(
-                        &inbox.shown,
+                        &inbox.relative,
                         "message file outside any inbox folder, so its recipient is unknown",
                     );
                 }
                 continue;
             }
             if let Err(err) = check_id("agent_name", &inbox.name) {
-                self.report.skip(&inbox.shown, err.message);
+                self.report.skip(&inbox.relative, err.message);
                 continue;
             }
             // (file name, read, entry): sorting by file name sorts by delivery time.
             let mut files = Vec::new();
-            for entry in list(&mut self.report, &inbox.path, &inbox.shown) {
+            for entry in list(&mut self.report, &inbox.path, &inbox.relative) {
                 if entry.is_dir && entry.name == "archive" {
-                    for archived in list(&mut self.report, &entry.path, &entry.shown) {
+                    for archived in list(&mut self.report, &entry.path, &entry.relative) {
                         if archived.is_dir {
                             self.report.skip(
-                                &archived.shown,
+                                &archived.relative,
                                 "nested folder inside archive/, which the original never writes",
                             );
                         } else {
@@ -469,7 +472,7 @@ impl Importer<'_> {
             }
             let Some(file_message_id) = message_id_of(&name) else {
                 self.report.skip(
-                    &entry.shown,
+                    &entry.relative,
                     "file name is not <24-character stamp>-<message_id>.json",
                 );
                 continue;
@@ -486,24 +489,24 @@ impl Importer<'_> {
             let message = match converted {
                 Ok(message) => message,
                 Err(reason) => {
-                    self.report.skip(&entry.shown, reason);
+                    self.report.skip(&entry.relative, reason);
                     continue;
                 }
             };
             if !seen.insert(message.record.message_id.clone()) {
                 self.report.skip(
-                    &entry.shown,
+                    &entry.relative,
                     "another file of this inbox holds the same message id",
                 );
                 continue;
             }
             for note in message.notes {
-                self.report.note(&entry.shown, note);
+                self.report.note(&entry.relative, note);
             }
             let read = archived || !is_member;
             if !archived && !is_member {
                 self.report.note(
-                    &entry.shown,
+                    &entry.relative,
                     "unread message of an agent that is no longer a member: archived",
                 );
             }
@@ -513,13 +516,13 @@ impl Importer<'_> {
     }
 
     fn read_resources(&mut self, plan: &mut ProjectPlan, folder: &Entry) {
-        for entry in list(&mut self.report, &folder.path, &folder.shown) {
+        for entry in list(&mut self.report, &folder.path, &folder.relative) {
             if !entry.is_dir {
                 unexpected(&mut self.report, &entry);
                 continue;
             }
             if let Err(err) = check_id("resource_id", &entry.name) {
-                self.report.skip(&entry.shown, err.message);
+                self.report.skip(&entry.relative, err.message);
                 continue;
             }
             if let Some(resource) = self.read_resource(&plan.project.project_id, &entry) {
@@ -533,7 +536,7 @@ impl Importer<'_> {
         project_id: &str,
         folder: &Entry,
     ) -> Option<(ManifestRecord, Option<String>)> {
-        let entries = list(&mut self.report, &folder.path, &folder.shown);
+        let entries = list(&mut self.report, &folder.path, &folder.relative);
         let manifest_entry = entries
             .iter()
             .find(|e| e.name == "manifest.json" && !e.is_dir);
@@ -556,7 +559,7 @@ impl Importer<'_> {
             } else {
                 "has no manifest.json"
             };
-            self.report.skip(&folder.shown, reason);
+            self.report.skip(&folder.relative, reason);
             return None;
         };
         let parsed = read_limited(&manifest_entry.path, max_json_bytes(self.options))
@@ -564,24 +567,24 @@ impl Importer<'_> {
         let manifest = match parsed {
             Ok(manifest) => manifest,
             Err(reason) => {
-                self.report.skip(&manifest_entry.shown, reason);
+                self.report.skip(&manifest_entry.relative, reason);
                 return None;
             }
         };
         for note in &manifest.notes {
-            self.report.note(&manifest_entry.shown, note.clone());
+            self.report.note(&manifest_entry.relative, note.clone());
         }
-        let payload_shown = format!("{}/payload/data", folder.shown);
+        let payload_relative = format!("{}/payload/data", folder.relative);
         let (content, source_path) = match (&manifest.source_path, payload) {
             (Some(path), payload) => {
                 if payload.is_some() {
                     self.report.note(
-                        &payload_shown,
+                        &payload_relative,
                         "left over from before the resource became a file reference; \
                          source_path is its content",
                     );
                 }
-                self.reference_content(&manifest_entry.shown, path, manifest.size_bytes)
+                self.reference_content(&manifest_entry.relative, path, manifest.size_bytes)
             }
             (None, Some(payload)) => {
                 let limit = self.options.max_payload_bytes as u64;
@@ -591,14 +594,14 @@ impl Importer<'_> {
                 match content {
                     Ok(content) => (Some(content), None),
                     Err(reason) => {
-                        self.report.skip(&payload_shown, reason);
+                        self.report.skip(&payload_relative, reason);
                         return None;
                     }
                 }
             }
             (None, None) => {
                 self.report.skip(
-                    &folder.shown,
+                    &folder.relative,
                     "manifest.json has no source_path and payload/data is missing, so the \
                      content is unknown",
                 );
@@ -636,7 +639,7 @@ impl Importer<'_> {
     /// this HOME instead of its recorded path, the path it was found at.
     fn reference_content(
         &mut self,
-        shown: &str,
+        relative: &str,
         source_path: &str,
         recorded_size: Option<u64>,
     ) -> (Option<String>, Option<String>) {
@@ -647,7 +650,7 @@ impl Importer<'_> {
             Ok::<_, String>(text)
         };
         let first = match read(source_path) {
-            Ok(text) => return (self.check_size(shown, text, recorded_size), None),
+            Ok(text) => return (self.check_size(relative, text, recorded_size), None),
             Err(reason) => reason,
         };
         let rebased = self
@@ -663,25 +666,33 @@ impl Importer<'_> {
             && let Ok(text) = read(&rebased)
         {
             self.report.note(
-                shown,
+                relative,
                 format!(
                     "file reference {source_path} read from {rebased}, the same place under this \
                      HOME; source_path now names it"
                 ),
             );
-            return (self.check_size(shown, text, recorded_size), Some(rebased));
+            return (
+                self.check_size(relative, text, recorded_size),
+                Some(rebased),
+            );
         }
         self.report.note(
-            shown,
+            relative,
             format!("{first}; imported without content, so store it again to attach content"),
         );
         (None, None)
     }
 
-    fn check_size(&mut self, shown: &str, text: String, recorded: Option<u64>) -> Option<String> {
+    fn check_size(
+        &mut self,
+        relative: &str,
+        text: String,
+        recorded: Option<u64>,
+    ) -> Option<String> {
         if let Some(recorded) = recorded.filter(|size| *size != text.len() as u64) {
             self.report.note(
-                shown,
+                relative,
                 format!(
                     "the referenced file is {} bytes now; it was {recorded} when it was stored",
                     text.len()

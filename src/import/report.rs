@@ -1,4 +1,4 @@
-//! What an import did: per project, per client, and every file it skipped or ignored.
+//! The import report: outcome per project, client counts, and every file skipped or ignored.
 
 use std::fmt;
 
@@ -12,7 +12,7 @@ pub struct Counts {
     pub audit_records: usize,
 }
 
-/// What happened to one project folder.
+/// Outcome of one project folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProjectOutcome {
     Imported(Counts),
@@ -22,7 +22,7 @@ pub enum ProjectOutcome {
     Refused,
 }
 
-/// A file or folder, relative to the imported folder, and what the import says about it.
+/// A file or folder, relative to the imported folder, with the import's remark about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub path: String,
@@ -118,7 +118,11 @@ impl fmt::Display for ImportReport {
                 writeln!(f, "{label} {}: {}", finding.path, finding.text)?;
             }
         }
-        let done = if self.dry_run { "to import" } else { "imported" };
+        let done = if self.dry_run {
+            "to import"
+        } else {
+            "imported"
+        };
         write!(
             f,
             "summary: projects {done}: {}, already present: {}, not imported: {}; files skipped: \
