@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod common;
 mod conditional;
+mod crash;
 mod etag;
 mod history;
 mod http;
