@@ -90,15 +90,10 @@ struct Settings {
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 1000, value_parser = at_least_one)]
     max_long_polls: usize,
 
-    /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn".
-    #[arg(
-        long,
-        global = true,
-        env = "BRAINSTORM_LOG",
-        value_name = "FILTER",
-        default_value = "info,rmcp=warn"
-    )]
-    log: String,
+    /// Log filter for stderr, for example "info" or "brainstorm=debug,rmcp=warn" [default:
+    /// "info,rmcp=warn" for stdio, serve and bench, "warn" for the one-shot commands].
+    #[arg(long, global = true, env = "BRAINSTORM_LOG", value_name = "FILTER")]
+    log: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -235,12 +230,49 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+/// Resolves the data folder: a leading `~` means HOME, since an MCP client's configuration
+/// passes the value without a shell to expand it.
+fn data_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+    let Some(given) = settings.data_dir.clone() else {
+        return Ok(Config::default_data_dir());
+    };
+    let text = given.to_string_lossy();
+    let rest = match text.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.trim_start_matches('/'),
+        _ => return check_folder(given),
+    };
+    let home = brainstorm::config::home_dir()
+        .ok_or_else(|| anyhow::anyhow!("--data-dir {text:?} starts with ~ but HOME is not set"))?;
+    check_folder(home.join(rest))
+}
+
+/// Fails when `path` exists and is not a folder.
+fn check_folder(path: PathBuf) -> anyhow::Result<PathBuf> {
+    if path.exists() && !path.is_dir() {
+        anyhow::bail!(
+            "the data folder {} is a file, not a folder; pass a folder with --data-dir",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Fails when the data folder has no database yet, so that a mistyped --data-dir is not
+/// taken for an empty service.
+fn require_database(config: &Config) -> anyhow::Result<()> {
+    let path = config.database_path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}; check --data-dir or BRAINSTORM_STORAGE (the default is \
+             ~/.brainstorm), or start brainstorm once to create it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn config(settings: &Settings, stdio: bool) -> anyhow::Result<Config> {
-    let data_dir = settings
-        .data_dir
-        .clone()
-        .unwrap_or_else(Config::default_data_dir);
-    let mut config = Config::new(data_dir);
+    let mut config = Config::new(data_dir(settings)?);
     config.max_payload_size = settings.max_payload_size;
     config.message_ttl = Duration::from_secs(settings.message_ttl);
     if settings.wait_default > settings.wait_max {
@@ -280,6 +312,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let stdio = matches!(command, Command::Stdio);
     let mut config = config(&cli.settings, stdio)?;
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "brainstorm starting");
+    let reads_existing = matches!(
+        command,
+        Command::Audit(_) | Command::Backup(_) | Command::Stats | Command::Check | Command::Compact
+    );
+    if reads_existing {
+        require_database(&config)?;
+    }
     match command {
         Command::Stdio => transport::forward::serve(config).await?,
         Command::Audit(args) => audit(config, args).await?,
@@ -386,9 +425,16 @@ async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     };
     let database = config.database_path();
     let folder = args.folder;
+    brainstorm::import::check_data_folder(&folder)?;
+    // A dry run opens the database only when it exists, so that it never creates one.
+    let open = !options.dry_run || database.exists();
     let report = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&database)?;
-        brainstorm::import::import(&store, &folder, &options).map_err(anyhow::Error::from)
+        let store = if open {
+            Some(Store::open(&database)?)
+        } else {
+            None
+        };
+        brainstorm::import::import(store.as_ref(), &folder, &options).map_err(anyhow::Error::from)
     })
     .await?
     .map_err(|err| match err.downcast::<StorageError>() {
@@ -497,7 +543,15 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.settings.log);
+    let server = matches!(
+        cli.command,
+        Command::Stdio | Command::Serve(_) | Command::Bench(_)
+    );
+    let default_filter = if server { "info,rmcp=warn" } else { "warn" };
+    init_logging(cli.settings.log.as_deref().unwrap_or(default_filter));
+    if !server {
+        restore_default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -516,11 +570,24 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // The log line is for log collectors; the plain line is for a person at a
-            // terminal when logs are filtered out.
-            error!(error = %err, "brainstorm failed");
+            // A server's log line is for log collectors; the plain line is for a person at a
+            // terminal, and is all a one-shot command prints.
+            if server {
+                error!(error = %err, "brainstorm failed");
+            }
             eprintln!("brainstorm: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a one-shot command end quietly when its output pipe closes (`brainstorm audit | head`),
+/// as other command-line tools do, instead of panicking on the failed write.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called at the start of main, before any other thread exists, and SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -27,7 +27,7 @@ pub struct BackupReport {
 }
 
 fn io_error(path: &Path, action: &str, err: std::io::Error) -> StorageError {
-    StorageError::Backup(format!("cannot {action} {}: {err}", path.display()))
+    StorageError::Maintenance(format!("cannot {action} {}: {err}", path.display()))
 }
 
 macro_rules! copy_table {
@@ -49,7 +49,7 @@ impl Store {
     pub fn backup(&self, destination: &Path) -> Result<BackupReport, StorageError> {
         let started = Instant::now();
         if destination.exists() {
-            return Err(StorageError::Backup(format!(
+            return Err(StorageError::Maintenance(format!(
                 "{} already exists; choose a new file name or remove it first",
                 destination.display()
             )));
@@ -58,6 +58,13 @@ impl Store {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        if !folder.is_dir() {
+            return Err(StorageError::Maintenance(format!(
+                "cannot write {}: the folder {} does not exist; create it first",
+                destination.display(),
+                folder.display()
+            )));
+        }
         let name = destination
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -115,14 +122,30 @@ impl Store {
     }
 }
 
-/// Opens a backup file and runs redb's integrity check on it; returns whether it was intact.
+/// Runs redb's integrity check on a copy of a backup file; returns whether it was intact.
+///
+/// The check runs on a copy beside the backup, because opening a redb file can write to it,
+/// and a backup must stay exactly as it was written.
 pub fn verify(path: &Path) -> Result<bool, StorageError> {
-    let mut db = Database::open(path).map_err(|source| StorageError::Open {
-        path: path.into(),
-        source,
-    })?;
-    db.check_integrity()
-        .map_err(|err| StorageError::Database(err.into()))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let copy = folder.join(format!(".{name}.{}.verify", std::process::id()));
+    std::fs::copy(path, &copy).map_err(|err| io_error(path, "copy", err))?;
+    super::restrict_to_owner(&copy);
+    let intact = Database::open(&copy)
+        .map_err(|source| StorageError::Open {
+            path: path.into(),
+            source,
+        })
+        .and_then(|mut db| {
+            db.check_integrity()
+                .map_err(|err| StorageError::Database(err.into()))
+        });
+    let _ = std::fs::remove_file(&copy);
+    intact
 }
 
 macro_rules! count_rows {

@@ -10,10 +10,7 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "cannot open database {path}: {source}; if another brainstorm process uses this data \
-         folder, stop it or pass a different --data-dir"
-    )]
+    #[error("cannot open database {path}: {source}{}", open_advice(.source))]
     Open {
         path: PathBuf,
         source: redb::DatabaseError,
@@ -34,12 +31,27 @@ pub enum StorageError {
     },
     #[error("cannot encode record: {0}")]
     Encode(#[from] bincode::error::EncodeError),
-    #[error("backup failed: {0}")]
-    Backup(String),
+    /// A backup, restore or compaction failed; the text says which and why.
+    #[error("{0}")]
+    Maintenance(String),
     #[error("write batch failed: {0}")]
     Batch(String),
     #[error("database error: {0}")]
     Database(#[from] redb::Error),
+}
+
+/// Returns what to do about a failed open, for the causes that have a remedy.
+fn open_advice(source: &redb::DatabaseError) -> &'static str {
+    match source {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            "; another brainstorm process uses this data folder, so stop it or pass a different \
+             --data-dir"
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => {
+            "; the file is damaged or is not a brainstorm database"
+        }
+        _ => "",
+    }
 }
 
 macro_rules! from_redb {

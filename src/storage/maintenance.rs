@@ -142,13 +142,92 @@ pub fn compact(path: &Path) -> Result<(u64, u64), StorageError> {
         for _ in 0..8 {
             let shrank = db
                 .compact(redb::CompactionMode::Maximum)
-                .map_err(|err| StorageError::Backup(format!("compaction failed: {err}")))?;
+                .map_err(|err| StorageError::Maintenance(format!("compaction failed: {err}")))?;
             if !shrank {
                 break;
             }
         }
     }
     Ok((before, size()))
+}
+
+/// Replaces the database at `database` with the backup at `source`, after checking the
+/// backup. The replaced file is kept beside it under a timestamped name, which is returned.
+///
+/// The check runs on a copy, because opening a redb file can write to it and the backup
+/// itself must stay as it was. Fails without changing anything when the copy fails its check
+/// or another process has the database open.
+pub fn restore(source: &Path, database: &Path) -> Result<Option<std::path::PathBuf>, StorageError> {
+    if !source.is_file() {
+        return Err(StorageError::Maintenance(format!(
+            "backup {} does not exist or is not a file",
+            source.display()
+        )));
+    }
+    let folder = database.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder).map_err(|source| StorageError::CreateFolder {
+        path: folder.into(),
+        source,
+    })?;
+    let draft = folder.join(format!(".restore.{}.partial", std::process::id()));
+    let discard = |err: StorageError| {
+        let _ = std::fs::remove_file(&draft);
+        err
+    };
+    std::fs::copy(source, &draft).map_err(|err| {
+        StorageError::Maintenance(format!("cannot copy {}: {err}", source.display()))
+    })?;
+    super::restrict_to_owner(&draft);
+    let violations = check(&draft).map_err(|err| match err {
+        StorageError::Open { source: cause, .. } => StorageError::Maintenance(format!(
+            "{} cannot be opened as a database ({cause}); nothing was restored",
+            source.display()
+        )),
+        other => other,
+    });
+    let violations = violations.map_err(discard)?;
+    if !violations.is_empty() {
+        return Err(discard(StorageError::Maintenance(format!(
+            "{} fails its check ({}); nothing was restored",
+            source.display(),
+            violations.join("; ")
+        ))));
+    }
+    std::fs::File::open(&draft)
+        .and_then(|file| file.sync_all())
+        .map_err(|err| {
+            discard(StorageError::Maintenance(format!(
+                "cannot sync the restored copy: {err}"
+            )))
+        })?;
+
+    // Opening the current database takes its lock, so no process can own it meanwhile.
+    let current = if database.exists() {
+        Some(open(database).map_err(discard)?)
+    } else {
+        None
+    };
+    let kept = match current {
+        Some(db) => {
+            drop(db);
+            let stamp = crate::time::format_ms(crate::time::now_ms()).replace(':', "-");
+            let kept = folder.join(format!("brainstorm.redb.replaced-{stamp}"));
+            std::fs::rename(database, &kept).map_err(|err| {
+                discard(StorageError::Maintenance(format!(
+                    "cannot keep the replaced file: {err}"
+                )))
+            })?;
+            Some(kept)
+        }
+        None => None,
+    };
+    std::fs::rename(&draft, database).map_err(|err| {
+        StorageError::Maintenance(format!("cannot put the restored file in place: {err}"))
+    })?;
+    if let Ok(dir) = std::fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -378,55 +457,4 @@ mod tests {
         assert!(before > 0);
         assert!(after <= before, "{after} > {before}");
     }
-}
-
-/// Replaces the database at `database` with the backup at `source`, after checking the
-/// backup. The replaced file is kept beside it under a timestamped name, which is returned.
-///
-/// Fails without changing anything when the backup fails its check or another process has
-/// the database open.
-pub fn restore(source: &Path, database: &Path) -> Result<Option<std::path::PathBuf>, StorageError> {
-    let violations = check(source)?;
-    if !violations.is_empty() {
-        return Err(StorageError::Backup(format!(
-            "{} fails its check ({}); nothing was restored",
-            source.display(),
-            violations.join("; ")
-        )));
-    }
-
-    // Opening the current database takes its lock, so no process can own it meanwhile.
-    let current = if database.exists() {
-        Some(open(database)?)
-    } else {
-        None
-    };
-    let folder = database.parent().unwrap_or(Path::new("."));
-    let draft = folder.join(format!(".restore.{}.partial", std::process::id()));
-    std::fs::copy(source, &draft)
-        .map_err(|err| StorageError::Backup(format!("cannot copy {}: {err}", source.display())))?;
-    std::fs::File::open(&draft)
-        .and_then(|file| file.sync_all())
-        .map_err(|err| StorageError::Backup(format!("cannot sync the restored copy: {err}")))?;
-    super::restrict_to_owner(&draft);
-
-    let kept = match current {
-        Some(db) => {
-            drop(db);
-            let stamp = crate::time::format_ms(crate::time::now_ms()).replace(':', "-");
-            let kept = folder.join(format!("brainstorm.redb.replaced-{stamp}"));
-            std::fs::rename(database, &kept).map_err(|err| {
-                StorageError::Backup(format!("cannot keep the replaced file: {err}"))
-            })?;
-            Some(kept)
-        }
-        None => None,
-    };
-    std::fs::rename(&draft, database).map_err(|err| {
-        StorageError::Backup(format!("cannot put the restored file in place: {err}"))
-    })?;
-    if let Ok(dir) = std::fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
-    Ok(kept)
 }

@@ -73,6 +73,11 @@ async fn backup_during_writes_holds_a_committed_state() -> Result<()> {
         stdout.contains("verified: integrity check passed"),
         "{stdout}"
     );
+    let size = std::fs::metadata(&destination)?.len();
+    assert!(
+        stdout.contains(&format!("bytes: {size}\n")),
+        "the verified file must have the size reported: {size} bytes, output {stdout}"
+    );
 
     // Open the backup as the database of a fresh data folder and read the counter there.
     let restored = Sandbox::new()?;
@@ -235,6 +240,7 @@ async fn restore_round_trip_and_refusal_while_owned() -> Result<()> {
             .env("HOME", sandbox.home())
             .output()
     };
+    let written = std::fs::read(&backup_file)?;
     let refused = restore(&sandbox).await?;
     server.shutdown().await?;
     let restored = restore(&sandbox).await?;
@@ -261,6 +267,10 @@ async fn restore_round_trip_and_refusal_while_owned() -> Result<()> {
     assert_eq!(
         kept_files, 1,
         "the replaced file is kept beside the database"
+    );
+    assert!(
+        std::fs::read(&backup_file)? == written,
+        "restoring from the backup changed the backup file"
     );
     let reader =
         StdioServer::start_as(&sandbox, &ServerOptions::default(), &directory_of("alice")).await?;

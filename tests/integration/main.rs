@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod bench;
+mod cli;
 mod common;
 mod conditional;
 mod crash;
