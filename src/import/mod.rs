@@ -87,31 +87,44 @@ struct Importer<'a> {
     audit: BTreeMap<String, Vec<AuditRecord>>,
 }
 
-/// Imports the original server's data folder at `root` into `store`.
-pub fn import(
-    store: &Store,
-    root: &Path,
-    options: &ImportOptions,
-) -> Result<ImportReport, ImportError> {
+/// Checks that `root` looks like the original server's data folder.
+pub fn check_data_folder(root: &Path) -> Result<(), ImportError> {
     let not_a_folder = |reason: &str| ImportError::NotADataFolder {
         path: root.into(),
         reason: reason.to_owned(),
     };
+    if !root.exists() {
+        return Err(not_a_folder("it does not exist"));
+    }
     if !root.is_dir() {
-        return Err(not_a_folder("it is not a folder"));
+        return Err(not_a_folder("it is a file"));
     }
     if !["projects", "clients", "system"]
         .iter()
         .any(|name| root.join(name).is_dir())
     {
-        return Err(not_a_folder("it has none of them"));
+        return Err(not_a_folder("it has none of these folders"));
     }
-    info!(folder = %root.display(), dry_run = options.dry_run, "import started");
+    Ok(())
+}
+
+/// Imports the original server's data folder at `root` into `store`.
+///
+/// Without a store nothing is written: the report says what an import into an empty
+/// database would do, as a dry run does.
+pub fn import(
+    store: Option<&Store>,
+    root: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    check_data_folder(root)?;
+    let dry_run = options.dry_run || store.is_none();
+    info!(folder = %root.display(), dry_run, "import started");
     let mut importer = Importer {
         root,
         options,
         report: ImportReport {
-            dry_run: options.dry_run,
+            dry_run,
             ..ImportReport::default()
         },
         ttl_secs: options.default_ttl_secs,
@@ -134,15 +147,18 @@ pub fn import(
     });
     importer.read_system();
     importer.read_clients();
-    let present_clients: BTreeSet<String> = store.read(|tx| {
-        let mut present = BTreeSet::new();
-        for client_id in importer.clients.keys() {
-            if tx.client(client_id)?.is_some() {
-                present.insert(client_id.clone());
+    let present_clients: BTreeSet<String> = match store {
+        Some(store) => store.read(|tx| {
+            let mut present = BTreeSet::new();
+            for client_id in importer.clients.keys() {
+                if tx.client(client_id)?.is_some() {
+                    present.insert(client_id.clone());
+                }
             }
-        }
-        Ok::<_, StorageError>(present)
-    })?;
+            Ok::<_, StorageError>(present)
+        })?,
+        None => BTreeSet::new(),
+    };
 
     let projects_dir = root.join("projects");
     if projects_dir.is_dir() {
@@ -152,11 +168,11 @@ pub fn import(
                 continue;
             }
             let outcome = match importer.plan_project(&entry) {
-                Some(plan) => write_project(store, plan, options.dry_run, root)?,
+                Some(plan) => write_project(store, plan, dry_run, root)?,
                 None => ProjectOutcome::Refused,
             };
             if let ProjectOutcome::Imported(counts) = &outcome {
-                info!(project_id = %entry.name, ?counts, dry_run = options.dry_run, "project imported");
+                info!(project_id = %entry.name, ?counts, dry_run, "project imported");
             }
             importer.report.projects.push((entry.name.clone(), outcome));
         }
@@ -172,7 +188,7 @@ pub fn import(
     let clients = Arc::new(importer.clients.clone());
     importer.report.clients_present = present_clients.len();
     importer.report.clients_imported = clients.len() - present_clients.len();
-    if !options.dry_run && importer.report.clients_imported > 0 {
+    if let Some(store) = store.filter(|_| !dry_run && importer.report.clients_imported > 0) {
         store.write(move |tx| {
             for client in clients.values() {
                 if tx.client(&client.client_id)?.is_none() {
@@ -662,24 +678,33 @@ impl Importer<'_> {
                 let rest = Path::new(source_path).strip_prefix(old).ok()?;
                 home.join(rest).to_str().map(str::to_owned)
             });
-        if let Some(rebased) = rebased
-            && let Ok(text) = read(&rebased)
-        {
-            self.report.note(
-                relative,
-                format!(
-                    "file reference {source_path} read from {rebased}, the same place under this \
-                     HOME; source_path now names it"
-                ),
-            );
-            return (
-                self.check_size(relative, text, recorded_size),
-                Some(rebased),
-            );
+        let mut reasons = vec![first];
+        if let Some(rebased) = rebased {
+            match read(&rebased) {
+                Ok(text) => {
+                    self.report.note(
+                        relative,
+                        format!(
+                            "file reference {source_path} read from {rebased}, the same place \
+                             under this HOME; source_path now names it"
+                        ),
+                    );
+                    return (
+                        self.check_size(relative, text, recorded_size),
+                        Some(rebased),
+                    );
+                }
+                Err(reason) => reasons.push(reason),
+            }
+        } else if self.options.original_home.is_none() {
+            reasons.push("pass --original-home to also look for it under this HOME".to_owned());
         }
         self.report.note(
             relative,
-            format!("{first}; imported without content, so store it again to attach content"),
+            format!(
+                "{}; imported without content, so store it again to attach content",
+                reasons.join("; ")
+            ),
         );
         (None, None)
     }

@@ -38,12 +38,17 @@ impl ProjectPlan {
 }
 
 /// Writes one project in one transaction, unless a project with its id exists already.
+///
+/// A dry run only reads whether the project exists, and without a store nothing exists.
 pub(super) fn write_project(
-    store: &Store,
+    store: Option<&Store>,
     plan: ProjectPlan,
     dry_run: bool,
     root: &Path,
 ) -> Result<ProjectOutcome, StorageError> {
+    let Some(store) = store else {
+        return Ok(ProjectOutcome::Imported(plan.counts()));
+    };
     let project_id = plan.project.project_id.clone();
     if dry_run {
         let present = store.read(|tx| Ok::<_, StorageError>(tx.project(&project_id)?.is_some()))?;

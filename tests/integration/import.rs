@@ -374,8 +374,20 @@ async fn a_dry_run_reports_without_writing() -> Result<()> {
         report.contains("project web-app: would import 2 members"),
         "{report}"
     );
-    let tables = dump(&sandbox.database_file())?;
-    assert!(tables["projects"].is_empty(), "{tables:?}");
+    assert!(
+        !sandbox.database_file().exists(),
+        "a dry run without a database created one"
+    );
+
+    let imported = run_import(&sandbox, &folder, &[]).await?;
+    assert!(imported.status.success(), "{}", stdout(&imported));
+    let before = dump(&sandbox.database_file())?;
+    let again = stdout(&run_import(&sandbox, &folder, &["--dry-run"]).await?);
+    assert!(
+        again.contains("project web-app: already present"),
+        "{again}"
+    );
+    assert_eq!(dump(&sandbox.database_file())?, before, "a dry run wrote");
     Ok(())
 }
 
