@@ -266,8 +266,6 @@ impl Service {
     /// Expired messages are purged, not returned. Returns `None` when there is nothing to read.
     fn take_messages(&self, request: &ReceiveMessagesRequest) -> ServiceResult<Option<Value>> {
         let (offset, limit) = page(request.offset, request.limit);
-        // A receive takes at least one message, so that a wait ends when one arrives.
-        let limit = limit.max(1);
         let include_read = request.include_read == Some(true);
         let now = now_ms();
         let (taken, read_before) = self.write({
@@ -313,10 +311,7 @@ impl Service {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
             let read = tx.read_messages(&request.project_id, &member.agent_name, now_ms())?;
             let (_, limit) = page(None, request.limit);
-            Ok(newest(read, limit.max(1))
-                .iter()
-                .map(views::message)
-                .collect())
+            Ok(newest(read, limit).iter().map(views::message).collect())
         })
     }
 
@@ -343,6 +338,13 @@ impl Service {
     ) -> ServiceResult<Value> {
         check_id("project_id", &request.project_id)?;
         check_id("agent_name", &request.agent_name)?;
+        if request.limit == Some(0) {
+            return Err(ServiceError::invalid_parameter(
+                "limit",
+                "limit must be at least 1, because receive_messages marks what it returns as \
+                 read; to look at messages already read, pass include_read: true",
+            ));
+        }
         let request = std::sync::Arc::new(request);
         if request.wait != Some(true) {
             let request = request.clone();

@@ -138,7 +138,8 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
         return Err(ServiceError::new(
             ErrorCode::ResourceTooLarge,
             format!(
-                "content is {} bytes; the maximum is {max_bytes} bytes",
+                "content is {} bytes; the maximum is {max_bytes} bytes, so split it into several \
+                 resources or ask the operator to raise --max-payload-size",
                 text.len()
             ),
         )
@@ -214,7 +215,8 @@ fn check_etag(existing: &ManifestRecord, etag: Option<&str>) -> ServiceResult<()
                 existing.resource_id
             ),
         )
-        .with("resource_id", existing.resource_id.as_str())),
+        .with("resource_id", existing.resource_id.as_str())
+        .with("project_id", existing.project_id.as_str())),
         Some(ANY) => Ok(()),
         Some(etag) if etag == existing.etag => Ok(()),
         // The current etag is deliberately left out, so that the writer must re-read the content.
@@ -555,11 +557,13 @@ fn update(
         return Err(ServiceError::new(
             ErrorCode::ResourceExists,
             format!(
-                "resource {:?} already exists and if_none_match is \"*\"",
+                "resource {:?} already exists and if_none_match is \"*\" (create only); read it \
+                 with get_resource and update it with its etag, or choose another resource_id",
                 existing.resource_id
             ),
         )
-        .with("resource_id", existing.resource_id.as_str()));
+        .with("resource_id", existing.resource_id.as_str())
+        .with("project_id", existing.project_id.as_str()));
     }
     if !can_write(&existing, &member.agent_name) {
         return Err(denied(

@@ -183,7 +183,8 @@ impl Service {
                             ErrorCode::EtagMismatch,
                             format!("resource {:?} no longer has that etag; read it again, or update without an etag", existing.resource_id),
                         )
-                        .with("resource_id", existing.resource_id.as_str()));
+                        .with("resource_id", existing.resource_id.as_str())
+                        .with("project_id", existing.project_id.as_str()));
                     }
                 }
                 let bytes = tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default();

@@ -117,3 +117,26 @@ async fn tag_and_permission_counts_are_bounded() -> Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn receive_with_zero_limit_takes_nothing() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let team = project_team(&server, "limits", &["alice", "bob"]).await?;
+    team[0]
+        .ok("send_message", direct("alice", "bob", 0))
+        .await?;
+
+    let zero = json!({"project_id": "limits", "agent_name": "bob", "limit": 0});
+    let rejected = team[1]
+        .fails("receive_messages", zero, "INVALID_PARAMETER")
+        .await?;
+
+    assert_eq!(rejected["details"]["argument"], "limit");
+    assert_eq!(
+        drain(&team[1], "bob").await?,
+        1,
+        "the rejected call took the message"
+    );
+    Ok(())
+}
