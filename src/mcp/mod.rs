@@ -1,6 +1,6 @@
 //! The MCP layer: tools and prompts on rmcp, argument parsing and error translation.
 
-mod args;
+pub mod args;
 mod prompts;
 pub mod resources;
 mod result;
