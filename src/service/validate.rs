@@ -134,7 +134,8 @@ fn too_deep(argument: &str, depth: usize) -> ServiceError {
 /// Checks text content that looks like JSON (it starts with `{` or `[`): it must parse and
 /// nest no deeper than [`MAX_JSON_DEPTH`]. Other text is accepted as it is.
 pub fn check_json_text(argument: &str, text: &str) -> ServiceResult<()> {
-    let trimmed = text.trim_start();
+    // JSON allows only these four whitespace characters before a value.
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
     if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
         return Ok(());
     }
@@ -193,6 +194,26 @@ mod tests {
     fn depth_counts_nesting() {
         assert_eq!(json_depth(&serde_json::json!(1)), 0);
         assert_eq!(json_depth(&serde_json::json!([[1], {"a": [2]}])), 3);
+    }
+
+    #[test]
+    fn stored_objects_keep_their_floats_exactly() {
+        // Found by fuzzing: without serde_json's float_roundtrip feature this float came
+        // back one unit in the last place lower.
+        let object = serde_json::json!({"": 5.333333333333333e38});
+        let text = object_json("context", object.as_object().expect("object")).expect("valid");
+        let back: Value = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, object);
+    }
+
+    #[test]
+    fn text_after_non_json_whitespace_is_plain() {
+        // A no-break space is not JSON whitespace, so this text is not JSON-looking.
+        assert!(check_json_text("content", "\u{a0}[note] not JSON").is_ok());
+        assert_eq!(
+            check_json_text("content", " \t[note]").unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
     }
 
     #[test]
