@@ -38,10 +38,13 @@ fn describe(argument: &str, serde_message: &str) -> String {
     if serde_message.starts_with("missing field") {
         format!("missing required argument {argument:?}")
     } else if serde_message.starts_with("unknown field") {
-        let expected = serde_message
-            .split_once(", expected")
-            .map_or("", |(_, rest)| rest);
-        format!("unknown argument {argument:?}; the accepted arguments are{expected}")
+        match serde_message.split_once(", expected") {
+            Some((_, expected)) if !expected.trim().is_empty() => {
+                format!("unknown argument {argument:?}; the accepted arguments are{expected}")
+            }
+            // serde lists nothing when the tool takes no arguments at all.
+            _ => format!("unknown argument {argument:?}; this tool takes no arguments"),
+        }
     } else {
         format!("invalid argument {argument:?}: {serde_message}")
     }

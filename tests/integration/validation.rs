@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::time::timeout;
 
 use crate::common::{
-    CALL_LIMIT, HttpServer, Sandbox, ServerOptions, Session, content_of, project_team,
+    CALL_LIMIT, HttpServer, Sandbox, ServerOptions, Session, content_of, project_team, text_field,
 };
 
 async fn start_team(options: &ServerOptions) -> Result<(Sandbox, HttpServer, Vec<Session>)> {
@@ -411,5 +411,19 @@ async fn results_repeat_json_as_structured_content() -> Result<()> {
             "{tool}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn version_names_its_unknown_argument() -> Result<()> {
+    let (_sandbox, _server, team) = start_team(&ServerOptions::default()).await?;
+    let rejected = team[0]
+        .fails("version", json!({ "junk": 1 }), "INVALID_PARAMETER")
+        .await?;
+    assert_eq!(rejected["details"]["argument"], "junk");
+    assert!(
+        text_field(&rejected, "error")?.ends_with("this tool takes no arguments"),
+        "{rejected}"
+    );
     Ok(())
 }
