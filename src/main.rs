@@ -496,14 +496,18 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let service = Service::open(config.clone()).map_err(|err| {
-        if owner::is_held_elsewhere(&err) {
-            anyhow::anyhow!(
-                "{err}; another brainstorm process owns this data folder, so stop it first, or let \
-                 its clients share it through that process"
-            )
-        } else {
-            err.into()
+        if !owner::is_held_elsewhere(&err) {
+            return err.into();
         }
+        let holder = owner::read_owner(&config.data_dir)
+            .map_or("another brainstorm process".to_owned(), |record| {
+                format!("brainstorm process {}", record.pid)
+            });
+        anyhow::anyhow!(
+            "{holder} owns the data folder {}; stop it first, or let its clients share it \
+             through that process",
+            config.data_dir.display()
+        )
     })?;
 
     let options = HttpOptions {
