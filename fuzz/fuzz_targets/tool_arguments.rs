@@ -1,6 +1,10 @@
 //! Tool arguments as a client may send them: the first byte picks a tool's request type, the
 //! rest is its JSON arguments. Parsing and the checks that need no storage must end in a value
 //! or in an error that names what is wrong, never in a panic.
+//!
+//! NOTE: each tool's checks are private to its service module, so this target repeats them
+//! with the public `validate` functions; a check added to a tool is fuzzed only once it is
+//! added here too.
 
 #![no_main]
 
