@@ -74,7 +74,8 @@ fn check_texts(text: &str) {
 
 fn check_json(text: &str) {
     let looks_like_json = {
-        let start = text.trim_start();
+        // Only JSON's own whitespace may stand before the value.
+        let start = text.trim_start_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
         start.starts_with('{') || start.starts_with('[')
     };
     let parsed = serde_json::from_str::<Value>(text);
