@@ -23,7 +23,7 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Concurrent long-polls allowed per waited-on object.
     pub max_waiters: usize,
-    /// Most unread messages one agent's inbox holds in a project.
+    /// Maximum unread messages in one agent's inbox in a project.
     pub max_inbox: usize,
     /// Concurrent long-polls allowed in the whole process.
     pub max_long_polls: usize,

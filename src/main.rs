@@ -81,7 +81,7 @@ struct Settings {
     #[arg(long, global = true)]
     unsafe_no_sync: bool,
 
-    /// Most unread messages an agent's inbox holds in one project; sends past it fail with
+    /// Maximum unread messages in an agent's inbox in one project. Sends past it fail with
     /// INBOX_FULL.
     #[arg(long, global = true, value_name = "COUNT", default_value_t = 10_000, value_parser = at_least_one)]
     max_inbox: usize,

@@ -1,5 +1,6 @@
 //! Files of the original server's data folder: every converter of the import returns a record
-//! or a reason, never panics, and what it accepts obeys the same rules as the tools.
+//! or a reason and never panics. What it accepts keeps the ids its location implies and
+//! stays within the payload limit.
 
 #![no_main]
 

@@ -3,7 +3,7 @@
 //! or in an error that names what is wrong, never in a panic.
 //!
 //! NOTE: each tool's checks are private to its service module, so this target repeats them
-//! with the public `validate` functions; a check added to a tool is fuzzed only once it is
+//! with the public `validate` functions. A check added to a tool is fuzzed only once it is
 //! added here too.
 
 #![no_main]

@@ -131,8 +131,8 @@ pub fn project(bytes: &[u8], folder: &str) -> Result<ProjectRecord, Reason> {
         description: file.description,
         context_json,
         created_at_ms: timestamp("created_at", &file.created_at)?,
-        // The original fills in the coordinator lazily from the creator, so a project that
-        // nobody touched after creating it has none on disk.
+        // The original fills in the coordinator lazily from the creator, so a project that no
+        // call touched after its creation has none on disk.
         coordinator: file.coordinator_agent.or(file.created_by.clone()),
         created_by: file.created_by,
         archived: file.archived,
@@ -620,7 +620,8 @@ mod tests {
         let reason = member(body, "web-app", "backend").unwrap_err();
         assert!(reason.contains("agent_name \"frontend\""), "{reason}");
         let legacy = member(body, "web-app", "frontend").expect("legacy member");
-        assert!(legacy.capabilities.is_empty() && legacy.client_id.is_none());
+        assert!(legacy.capabilities.is_empty());
+        assert!(legacy.client_id.is_none());
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub fn check_data_folder(root: &Path) -> Result<(), ImportError> {
 
 /// Imports the original server's data folder at `root` into `store`.
 ///
-/// Without a store nothing is written: the report says what an import into an empty
+/// Without a store nothing is written, and the report describes what an import into an empty
 /// database would do, as a dry run does.
 pub fn import(
     store: Option<&Store>,

@@ -124,7 +124,7 @@ fn target(request: &SendMessageRequest) -> ServiceResult<Target<'_>> {
     }
 }
 
-/// Fails with `INBOX_FULL` when the recipient's inbox holds `max_inbox` unread messages that
+/// Fails with `INBOX_FULL` when the recipient's inbox contains `max_inbox` unread messages that
 /// have not expired. Expired ones are deleted first to make room.
 fn check_inbox_room(
     tx: &WriteTxn,

@@ -31,7 +31,7 @@ pub enum StorageError {
     },
     #[error("cannot encode record: {0}")]
     Encode(#[from] bincode::error::EncodeError),
-    /// A backup, restore or compaction failed; the text says which and why.
+    /// A backup, restore or compaction failed; the text names the operation and the cause.
     #[error("{0}")]
     Maintenance(String),
     #[error("write batch failed: {0}")]

@@ -91,7 +91,7 @@ fn rows<K: redb::Key + 'static>(
         .collect()
 }
 
-/// Every row of every table, to compare two states of the database exactly.
+/// Returns every row of every table, to compare two states of the database exactly.
 fn dump(database: &Path) -> Result<BTreeMap<&'static str, Rows>> {
     let db = redb::Database::open(database)?;
     let tx = db.begin_read()?;
@@ -172,7 +172,8 @@ async fn importing_the_example_folder_brings_every_entity() -> Result<()> {
     let question = &read[0];
     assert_eq!(question.from_agent, "backend");
     assert_eq!(question.to_agent.as_deref(), Some("frontend"));
-    assert!(question.reply_expected && !question.broadcast);
+    assert!(question.reply_expected);
+    assert!(!question.broadcast);
     assert_eq!(question.priority.as_deref(), Some("high"));
     assert_eq!(question.trace_id.as_deref(), Some("trace-0001"));
     assert_eq!(
@@ -188,7 +189,8 @@ async fn importing_the_example_folder_brings_every_entity() -> Result<()> {
         "2026-12-04T15:27:25.296Z"
     );
     let broadcast = &unread[0];
-    assert!(broadcast.broadcast && broadcast.to_agent.is_none());
+    assert!(broadcast.broadcast);
+    assert!(broadcast.to_agent.is_none());
     // The agent that left keeps its archive, with both broadcasts and its direct message.
     let (unread, read) = messages_of(&database, "web-app", "qa")?;
     assert!(unread.is_empty());
@@ -421,7 +423,7 @@ fn damage(folder: &Path) -> Result<Vec<&'static str>> {
         web.join("members/frontend.json"),
         web.join("members/designer.json"),
     )?;
-    // A project folder with a dot, and a project of a schema version nobody knows.
+    // A project folder with a dot, and a project of an unknown schema version.
     copy_tree(
         &folder.join("projects/docs-site"),
         &folder.join("projects/docs.site"),
