@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use super::arguments::CheckArguments;
 use super::requests::AuditLogRequest;
-use super::validate::check_id;
 use super::{Service, page, project_and_member, same_agent};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::AuditRecord;
@@ -90,12 +90,7 @@ impl Service {
     /// An agent may read the records of a project it is a member of. An operator, who has the
     /// data folder's token, may read every project's records.
     pub fn audit_log(&self, request: &AuditLogRequest, operator: bool) -> ServiceResult<Value> {
-        if let Some(project_id) = &request.project_id {
-            check_id("project_id", project_id)?;
-        }
-        if let Some(actor) = &request.actor {
-            check_id("actor", actor)?;
-        }
+        request.check_arguments()?;
         let (_, limit) = page(None, request.limit);
         let from = request.after.unwrap_or(0).saturating_add(1);
         self.read(|tx| {
@@ -111,7 +106,6 @@ impl Service {
                         format!("missing required argument {missing:?}: audit_log needs project_id and agent_name (a member of that project)"),
                     ));
                 };
-                check_id("agent_name", agent_name)?;
                 let (project, _) = project_and_member(tx, project_id, agent_name)?;
                 since_ms = project.created_at_ms;
             }

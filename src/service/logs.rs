@@ -5,14 +5,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::debug;
 
+use super::arguments::CheckArguments;
 use super::etag::new_etag;
 use super::longpoll::WaitOutcome;
 use super::projects::finish_wait;
 use super::requests::{AppendLogRequest, ReadLogRequest};
-use super::resources::{
-    can_read, can_write, check_kind, check_permissions, denied, initial_permissions, not_found,
-};
-use super::validate::{MAX_NAME_LENGTH, check_id, check_json_depth, check_optional_text};
+use super::resources::{can_read, can_write, check_kind, denied, initial_permissions, not_found};
 use super::{Service, WaitControl, WaitKey, page, project_and_member, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::ReadTxn;
@@ -46,12 +44,7 @@ impl Service {
     /// Appends an entry to a log, creating the log on the first append. Appends never
     /// conflict: each gets the next sequence number inside its write transaction.
     pub fn append_log(&self, request: &AppendLogRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("log_id", &request.log_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        check_optional_text("name", request.name.as_deref(), MAX_NAME_LENGTH)?;
-        check_permissions(request.permissions.as_ref())?;
-        check_json_depth("entry", &request.entry)?;
+        request.check_arguments()?;
         let entry_json = request.entry.to_string();
         let max_bytes = self.config.max_payload_size;
         if entry_json.len() > max_bytes {
@@ -158,9 +151,7 @@ impl Service {
         request: ReadLogRequest,
         control: &WaitControl,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("log_id", &request.log_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         let request = std::sync::Arc::new(request);
         let read = |request: std::sync::Arc<ReadLogRequest>| {
             self.blocking(move |service| service.read(|tx| service.read_log_entries(tx, &request)))

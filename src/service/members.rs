@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 use tracing::info;
 
+use super::arguments::CheckArguments;
 use super::requests::*;
-use super::validate::check_id;
 use super::{Identity, Service, WaitKey, project_and_member, require_project, same_agent};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::{ClientRecord, MemberRecord, MembershipRecord, ProjectRecord};
@@ -101,12 +101,7 @@ impl Service {
         identity: &Identity,
         request: &JoinProjectRequest,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        check_tags(
-            request.capabilities.as_deref().unwrap_or_default(),
-            request.labels.as_ref(),
-        )?;
+        request.check_arguments()?;
         let now = now_ms();
         let (project, member) = self.write({
             let request = request.clone();
@@ -147,8 +142,7 @@ impl Service {
     /// Archives the agent's unread messages and removes its membership. The name is free
     /// again afterwards.
     pub fn leave_project(&self, request: &ProjectAgentRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         let (archived, coordinator) = self.write({
             let request = request.clone();
             move |tx| {
@@ -191,8 +185,7 @@ impl Service {
 
     /// Updates a member's `last_seen` and `online`.
     pub fn heartbeat(&self, request: &HeartbeatRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         let now = now_ms();
         let online = request.online.unwrap_or(true);
         let member = self.write({

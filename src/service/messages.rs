@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
+use super::arguments::{CheckArguments, Target};
 use super::longpoll::WaitOutcome;
 use super::requests::*;
-use super::validate::{MAX_NAME_LENGTH, check_id, check_json_depth, check_optional_text};
 use super::{
     Service, WaitControl, WaitKey, page, project_and_member, require_member, require_project,
     same_agent, views,
@@ -89,41 +89,6 @@ fn check_handoff(
     Ok(())
 }
 
-/// Returns `reply_expected` as a boolean, or fails with `REPLY_EXPECTED_REQUIRED`.
-fn reply_expected(value: &Option<Value>) -> ServiceResult<bool> {
-    match value {
-        Some(Value::Bool(flag)) => Ok(*flag),
-        other => Err(ServiceError::new(
-            ErrorCode::ReplyExpectedRequired,
-            format!(
-                "reply_expected must be true or false, got {}; say whether the recipient should answer",
-                other
-                    .as_ref()
-                    .map_or("nothing".to_owned(), Value::to_string)
-            ),
-        )),
-    }
-}
-
-/// The recipients a message goes to.
-enum Target<'a> {
-    Direct(&'a str),
-    Broadcast,
-}
-
-fn target(request: &SendMessageRequest) -> ServiceResult<Target<'_>> {
-    match (request.to_agent.as_deref(), request.broadcast.unwrap_or(false)) {
-        (Some(to), false) => Ok(Target::Direct(to)),
-        (None, true) => Ok(Target::Broadcast),
-        (to, broadcast) => Err(ServiceError::new(
-            ErrorCode::InvalidMessageTarget,
-            "give exactly one of to_agent (a direct message) and broadcast: true (to every other member)",
-        )
-        .with("to_agent", to)
-        .with("broadcast", broadcast)),
-    }
-}
-
 /// Fails with `INBOX_FULL` when the recipient's inbox contains `max_inbox` unread messages that
 /// have not expired. Expired ones are deleted first to make room.
 fn check_inbox_room(
@@ -155,19 +120,9 @@ impl Service {
     /// Sends a direct message or a broadcast. A broadcast reaches every member but the
     /// sender in one transaction: all or none.
     pub fn send_message(&self, request: &SendMessageRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("from_agent", &request.from_agent)?;
-        let reply_expected = reply_expected(&request.reply_expected)?;
-        let target = target(request)?;
-        if let Target::Direct(to) = target {
-            check_id("to_agent", to)?;
-        }
-        let trace_id = request
-            .metadata
-            .as_ref()
-            .and_then(|m| m.trace_id.as_deref());
-        check_optional_text("metadata.trace_id", trace_id, MAX_NAME_LENGTH)?;
-        check_json_depth("payload", &request.payload)?;
+        request.check_arguments()?;
+        let reply_expected = request.reply_flag()?;
+        let target = request.target()?;
         let payload_json = request.payload.to_string();
         if payload_json.len() > self.config.max_payload_size {
             return Err(ServiceError::new(
@@ -207,7 +162,7 @@ impl Service {
             move |tx| {
                 let mut message = message.clone();
                 let project_id = request.project_id.as_str();
-                let target = self::target(&request)?;
+                let target = request.target()?;
                 let project = require_project(tx.project(project_id)?, project_id)?;
                 let sender = require_member(
                     tx.member(project_id, &request.from_agent)?,
@@ -336,15 +291,7 @@ impl Service {
         request: ReceiveMessagesRequest,
         control: &WaitControl,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        if request.limit == Some(0) {
-            return Err(ServiceError::invalid_parameter(
-                "limit",
-                "limit must be at least 1, because receive_messages marks what it returns as \
-                 read; to look at messages already read, pass include_read: true",
-            ));
-        }
+        request.check_arguments()?;
         let request = std::sync::Arc::new(request);
         if request.wait != Some(true) {
             let request = request.clone();

@@ -6,6 +6,7 @@
 //! blocking thread. Long-polls are the exception: they are async and hold no transaction while
 //! they wait.
 
+pub mod arguments;
 mod audit;
 pub mod etag;
 pub mod identity;

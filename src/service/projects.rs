@@ -5,11 +5,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tracing::info;
 
+use super::arguments::CheckArguments;
 use super::longpoll::WaitOutcome;
 use super::requests::*;
-use super::validate::{
-    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_optional_text, check_text, object_json,
-};
+use super::validate::check_id;
 use super::{
     Identity, Service, WaitControl, WaitKey, members, page, project_and_member, require_member,
     require_project, same_agent, views,
@@ -26,20 +25,10 @@ impl Service {
         identity: &Identity,
         request: CreateProjectRequest,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        if let Some(creator) = &request.created_by {
-            check_id("created_by", creator)?;
-        }
-        check_text("name", &request.name, MAX_NAME_LENGTH, true)?;
-        check_optional_text(
-            "description",
-            request.description.as_deref(),
-            MAX_TEXT_LENGTH,
-        )?;
-        let context_json = match &request.context {
-            Some(context) => Some(object_json("context", context)?),
-            None => None,
-        };
+        request.check_arguments()?;
+        let context_json = request.context.as_ref().map(|context| {
+            serde_json::to_string(context).expect("a JSON object always serializes")
+        });
         let now = now_ms();
         let project = ProjectRecord {
             project_id: request.project_id.clone(),
@@ -109,7 +98,7 @@ impl Service {
         request: ProjectInfoRequest,
         control: &WaitControl,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
+        request.check_arguments()?;
         if request.wait != Some(true) {
             let project_id = request.project_id;
             return self
@@ -133,6 +122,7 @@ impl Service {
 
     /// Returns a page of projects, the total count and the page bounds.
     pub fn list_projects(&self, request: &ListProjectsRequest) -> ServiceResult<Value> {
+        request.check_arguments()?;
         let (offset, limit) = page(request.offset, request.limit);
         let (projects, total) = self.read(|tx| Ok(tx.projects(offset, limit)?))?;
         Ok(json!({
@@ -144,9 +134,7 @@ impl Service {
 
     /// Makes `to_agent` the coordinator. Only the current coordinator may do so.
     pub fn handover_coordinator(&self, request: &HandoverRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("from_agent", &request.from_agent)?;
-        check_id("to_agent", &request.to_agent)?;
+        request.check_arguments()?;
         let project_id = request.project_id.as_str();
         let (from, to) = self.write({
             let request = request.clone();
@@ -197,9 +185,7 @@ impl Service {
 
     /// Marks a project archived. Only its creator may; the project stays readable.
     pub fn archive_project(&self, request: &ArchiveProjectRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        check_optional_text("reason", request.reason.as_deref(), MAX_TEXT_LENGTH)?;
+        request.check_arguments()?;
         let project = self.write({
             let request = request.clone();
             move |tx| {
@@ -227,8 +213,7 @@ impl Service {
     /// Deletes a project with its members, messages, resources and client memberships.
     /// Only its creator may.
     pub fn delete_project(&self, request: &ProjectAgentRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         self.write({
             let request = request.clone();
             move |tx| {

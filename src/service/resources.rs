@@ -3,15 +3,13 @@
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
+use super::arguments::{ANY, CheckArguments};
 use super::etag::new_etag;
 use super::longpoll::WaitOutcome;
 use super::projects::finish_wait;
 use super::requests::*;
 use super::source_path::read_source;
-use super::validate::{
-    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_json_depth, check_json_text,
-    check_optional_text, check_text, object_json,
-};
+use super::validate::check_json_text;
 use super::{Service, WaitControl, WaitKey, page, project_and_member, same_agent, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::{
@@ -19,9 +17,6 @@ use crate::storage::records::{
 };
 use crate::storage::{ReadTxn, WriteTxn};
 use crate::time::now_ms;
-
-/// The wildcard that grants access to every member, and the etag that matches any state.
-const ANY: &str = "*";
 
 /// Returns whether `list` grants access to `agent` (by name or through "*").
 fn listed(list: &[String], agent: &str) -> bool {
@@ -68,39 +63,6 @@ pub(super) fn denied(
     .with("agent_name", agent)
 }
 
-/// Checks a permission list: each entry is "*" or an agent name.
-pub(super) fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
-    const MAX_ENTRIES: usize = 256;
-    if list.len() > MAX_ENTRIES {
-        return Err(ServiceError::invalid_parameter(
-            argument,
-            format!(
-                "{argument} lists {} agents; the maximum is {MAX_ENTRIES}",
-                list.len()
-            ),
-        ));
-    }
-    for entry in list.iter().filter(|entry| entry.as_str() != ANY) {
-        check_id(argument, entry)?;
-    }
-    Ok(())
-}
-
-/// Checks both access lists of a `permissions` argument.
-pub(super) fn check_permissions(permissions: Option<&Permissions>) -> ServiceResult<()> {
-    let Some(permissions) = permissions else {
-        return Ok(());
-    };
-    check_access_list(
-        "permissions.read",
-        permissions.read.as_deref().unwrap_or_default(),
-    )?;
-    check_access_list(
-        "permissions.write",
-        permissions.write.as_deref().unwrap_or_default(),
-    )
-}
-
 /// Permissions of a new resource: readable by all and writable by its creator unless given.
 /// The creator is always added to the write list.
 pub(super) fn initial_permissions(
@@ -117,22 +79,17 @@ pub(super) fn initial_permissions(
     (read, write)
 }
 
-/// Content to store: given text, a JSON value stored as its text, or a file's bytes.
+/// Content to store: the inline text, or the bytes of the file at `source_path`, within
+/// `max_bytes`. The request's own arguments are already checked.
 fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResult<Option<String>> {
-    let text = match (&request.content, &request.source_path) {
-        (Some(_), Some(_)) => {
-            return Err(ServiceError::new(
-                ErrorCode::ConflictingParameters,
-                "give either content or source_path, not both",
-            ));
+    let text = match (request.inline_content(), &request.source_path) {
+        (Some(text), _) => text,
+        (None, Some(path)) => {
+            let text = read_source(path, max_bytes)?;
+            check_json_text("content", &text)?;
+            text
         }
-        (Some(Value::String(text)), None) => text.clone(),
-        (Some(Value::Null), None) | (None, None) => return Ok(None),
-        (Some(value), None) => {
-            check_json_depth("content", value)?;
-            value.to_string()
-        }
-        (None, Some(path)) => read_source(path, max_bytes)?,
+        (None, None) => return Ok(None),
     };
     if text.len() > max_bytes {
         return Err(ServiceError::new(
@@ -146,7 +103,6 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
         .with("size_bytes", text.len())
         .with("max_bytes", max_bytes));
     }
-    check_json_text("content", &text)?;
     Ok(Some(text))
 }
 
@@ -236,32 +192,10 @@ impl Service {
     /// Creates or updates a resource. The etag comparison and the write it guards happen in
     /// one write transaction, so concurrent writers cannot lose an update.
     pub fn store_resource(&self, request: &StoreResourceRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("resource_id", &request.resource_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        check_permissions(request.permissions.as_ref())?;
-        if let Some(condition) = request.if_none_match.as_deref().filter(|c| *c != ANY) {
-            return Err(ServiceError::invalid_parameter(
-                "if_none_match",
-                format!("if_none_match must be \"*\" (create only), got {condition:?}"),
-            ));
-        }
-        check_text("name", &request.name, MAX_NAME_LENGTH, true)?;
-        check_optional_text(
-            "description",
-            request.description.as_deref(),
-            MAX_TEXT_LENGTH,
-        )?;
-        check_optional_text("mime_type", request.mime_type.as_deref(), MAX_NAME_LENGTH)?;
-        check_optional_text(
-            "source_path",
-            request.source_path.as_deref(),
-            MAX_TEXT_LENGTH,
-        )?;
-        let metadata_json = match &request.metadata {
-            Some(metadata) => Some(object_json("metadata", metadata)?),
-            None => None,
-        };
+        request.check_arguments()?;
+        let metadata_json = request.metadata.as_ref().map(|metadata| {
+            serde_json::to_string(metadata).expect("a JSON object always serializes")
+        });
         let content = content_text(request, self.config.max_payload_size)?;
         let keep = self.config.history_limit;
 
@@ -348,9 +282,7 @@ impl Service {
 
     /// Lists the kept versions of a document, oldest first, without their content.
     pub fn resource_history(&self, request: &ResourceHistoryRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("resource_id", &request.resource_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         self.read(|tx| {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
             let manifest = tx
@@ -383,15 +315,7 @@ impl Service {
         request: GetResourceRequest,
         control: &WaitControl,
     ) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("resource_id", &request.resource_id)?;
-        check_id("agent_name", &request.agent_name)?;
-        if request.version.is_some() && request.wait == Some(true) {
-            return Err(ServiceError::new(
-                ErrorCode::ConflictingParameters,
-                "give either version (read an older version) or wait, not both",
-            ));
-        }
+        request.check_arguments()?;
         let request = std::sync::Arc::new(request);
         let read = |request: std::sync::Arc<GetResourceRequest>| {
             self.blocking(move |service| service.read(|tx| service.read_resource(tx, &request)))
@@ -431,8 +355,7 @@ impl Service {
 
     /// Lists the manifests the agent may read.
     pub fn list_resources(&self, request: &ListResourcesRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         let (offset, limit) = page(request.offset, request.limit);
         let (readable, total) = self.read(|tx| {
             let (_, member) = project_and_member(tx, &request.project_id, &request.agent_name)?;
@@ -460,9 +383,7 @@ impl Service {
 
     /// Deletes a resource. Only its creator may.
     pub fn delete_resource(&self, request: &DeleteResourceRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("resource_id", &request.resource_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         self.write({
             let request = request.clone();
             move |tx| {

@@ -4,10 +4,11 @@
 use serde_json::{Number, Value, json};
 use tracing::debug;
 
+use super::arguments::{Change, CheckArguments};
 use super::etag::new_etag;
-use super::requests::{Operation, UpdateResourceRequest};
+use super::requests::UpdateResourceRequest;
 use super::resources::{can_write, check_kind, denied, not_found, save_document};
-use super::validate::{check_id, check_json_depth, check_json_text};
+use super::validate::check_json_text;
 use super::{Service, WaitKey, project_and_member, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 use crate::storage::records::ResourceKind;
@@ -37,24 +38,23 @@ fn add(current: &Number, by: &Number) -> ServiceResult<Number> {
                 ErrorCode::NotANumber,
                 format!("{a} + {b} overflows a 64-bit integer"),
             )
+            .with("current", a)
+            .with("value", b)
         });
     }
     let sum = current.as_f64().unwrap_or(0.0) + by.as_f64().unwrap_or(0.0);
-    Number::from_f64(sum)
-        .ok_or_else(|| ServiceError::new(ErrorCode::NotANumber, "the sum is not finite"))
+    Number::from_f64(sum).ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::NotANumber,
+            format!("{current} + {by} is not finite"),
+        )
+        .with("current", Value::Number(current.clone()))
+        .with("value", Value::Number(by.clone()))
+    })
 }
 
-fn increment(content: &str, request: &UpdateResourceRequest) -> ServiceResult<String> {
-    let by = match &request.value {
-        None => Number::from(1),
-        Some(Value::Number(by)) => by.clone(),
-        Some(other) => {
-            return Err(invalid(format!(
-                "increment needs a number in value, got {other}"
-            )));
-        }
-    };
-    let Some(path) = request.path.as_deref().filter(|path| !path.is_empty()) else {
+fn increment(content: &str, by: &Number, path: Option<&str>) -> ServiceResult<String> {
+    let Some(path) = path else {
         let text = content.trim();
         let current: Number = match text {
             "" => Number::from(0),
@@ -63,9 +63,10 @@ fn increment(content: &str, request: &UpdateResourceRequest) -> ServiceResult<St
                     ErrorCode::NotANumber,
                     format!("the content {:?} is not a number; give path to a number inside a JSON document", shorten(text)),
                 )
+                .with("content", shorten(text))
             })?,
         };
-        return Ok(add(&current, &by)?.to_string());
+        return Ok(add(&current, by)?.to_string());
     };
     let mut document = parse_document(content, "increment with path")?;
     let target = document.pointer_mut(path).ok_or_else(|| {
@@ -82,26 +83,19 @@ fn increment(content: &str, request: &UpdateResourceRequest) -> ServiceResult<St
         )
         .with("path", path));
     };
-    *target = Value::Number(add(current, &by)?);
+    *target = Value::Number(add(current, by)?);
     Ok(document.to_string())
 }
 
-fn apply_patch(content: &str, request: &UpdateResourceRequest) -> ServiceResult<String> {
-    let Some(patch) = &request.patch else {
-        return Err(invalid(
-            "json_patch and json_merge_patch need the patch argument",
-        ));
-    };
-    check_json_depth("patch", patch)?;
-    if request.operation == Operation::JsonMergePatch {
-        let mut document = parse_document(content, "json_merge_patch")?;
-        json_patch::merge(&mut document, patch);
-        return Ok(document.to_string());
-    }
-    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|err| invalid(format!("patch is not an RFC 6902 operation array: {err}")))?;
+fn merge_patch(content: &str, patch: &Value) -> ServiceResult<String> {
+    let mut document = parse_document(content, "json_merge_patch")?;
+    json_patch::merge(&mut document, patch);
+    Ok(document.to_string())
+}
+
+fn patch(content: &str, operations: &json_patch::Patch) -> ServiceResult<String> {
     let mut document = parse_document(content, "json_patch")?;
-    json_patch::patch(&mut document, &operations).map_err(|err| {
+    json_patch::patch(&mut document, operations).map_err(|err| {
         let code = match err.kind {
             json_patch::PatchErrorKind::TestFailed => ErrorCode::PatchTestFailed,
             _ => ErrorCode::PatchFailed,
@@ -121,14 +115,10 @@ fn apply_patch(content: &str, request: &UpdateResourceRequest) -> ServiceResult<
     Ok(document.to_string())
 }
 
-fn append(content: &str, request: &UpdateResourceRequest) -> ServiceResult<String> {
-    let Some(value) = &request.value else {
-        return Err(invalid("append needs the value to append"));
-    };
+fn append(content: &str, value: &Value) -> ServiceResult<String> {
     if content.trim_start().starts_with('[') {
         let mut document = parse_document(content, "append")?;
         if let Value::Array(items) = &mut document {
-            check_json_depth("value", value)?;
             items.push(value.clone());
             return Ok(document.to_string());
         }
@@ -137,7 +127,9 @@ fn append(content: &str, request: &UpdateResourceRequest) -> ServiceResult<Strin
         Value::String(text) => Ok(format!("{content}{text}")),
         other => Err(invalid(format!(
             "append to text content needs a string value, got {other}; JSON elements can be appended to array content"
-        ))),
+        ))
+        .with("operation", "append")
+        .with("argument", "value")),
     }
 }
 
@@ -145,11 +137,13 @@ fn shorten(text: &str) -> String {
     text.chars().take(40).collect()
 }
 
-fn apply(content: &str, request: &UpdateResourceRequest) -> ServiceResult<String> {
-    match request.operation {
-        Operation::Increment => increment(content, request),
-        Operation::JsonMergePatch | Operation::JsonPatch => apply_patch(content, request),
-        Operation::Append => append(content, request),
+/// Applies a checked change to the current content and returns the new content.
+fn apply(content: &str, change: &Change) -> ServiceResult<String> {
+    match change {
+        Change::Increment { by, path } => increment(content, by, *path),
+        Change::MergePatch(patch) => merge_patch(content, patch),
+        Change::Patch(operations) => patch(content, operations),
+        Change::Append(value) => append(content, value),
     }
 }
 
@@ -158,9 +152,7 @@ impl Service {
     /// Concurrent updates queue on the write lock, so none is lost and none conflicts; an
     /// optional etag makes the update conditional.
     pub fn update_resource(&self, request: &UpdateResourceRequest) -> ServiceResult<Value> {
-        check_id("project_id", &request.project_id)?;
-        check_id("resource_id", &request.resource_id)?;
-        check_id("agent_name", &request.agent_name)?;
+        request.check_arguments()?;
         let max_bytes = self.config.max_payload_size;
         let keep = self.config.history_limit;
         let (manifest, content) = self.write({
@@ -189,7 +181,7 @@ impl Service {
                 }
                 let bytes = tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default();
                 let current = String::from_utf8_lossy(&bytes).into_owned();
-                let updated = apply(&current, &request)?;
+                let updated = apply(&current, &request.change()?)?;
                 if updated.len() > max_bytes {
                     return Err(ServiceError::new(
                         ErrorCode::ResourceTooLarge,
@@ -226,6 +218,12 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::requests::Operation;
+
+    /// Reads the change from the request's arguments and applies it, as the service does.
+    fn apply_to(content: &str, request: &UpdateResourceRequest) -> ServiceResult<String> {
+        apply(content, &request.change()?)
+    }
 
     fn request(
         operation: Operation,
@@ -249,31 +247,31 @@ mod tests {
     #[test]
     fn increment_adds_to_plain_and_nested_numbers() {
         assert_eq!(
-            apply("41", &request(Operation::Increment, None, None, None)).unwrap(),
+            apply_to("41", &request(Operation::Increment, None, None, None)).unwrap(),
             "42"
         );
         assert_eq!(
-            apply(
+            apply_to(
                 "",
                 &request(Operation::Increment, Some(json!(5)), None, None)
             )
             .unwrap(),
             "5"
         );
-        let nested = apply(
+        let nested = apply_to(
             r#"{"n":{"count":2}}"#,
             &request(Operation::Increment, Some(json!(3)), Some("/n/count"), None),
         )
         .unwrap();
         assert_eq!(nested, r#"{"n":{"count":5}}"#);
-        let err = apply("abc", &request(Operation::Increment, None, None, None)).unwrap_err();
+        let err = apply_to("abc", &request(Operation::Increment, None, None, None)).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotANumber);
     }
 
     #[test]
     fn failed_patch_test_is_reported() {
         let patch = json!([{"op": "test", "path": "/a", "value": 2}, {"op": "replace", "path": "/a", "value": 3}]);
-        let err = apply(
+        let err = apply_to(
             r#"{"a":1}"#,
             &request(Operation::JsonPatch, None, None, Some(patch)),
         )
@@ -283,7 +281,7 @@ mod tests {
 
     #[test]
     fn merge_patch_and_append_apply() {
-        let merged = apply(
+        let merged = apply_to(
             r#"{"a":1,"b":2}"#,
             &request(
                 Operation::JsonMergePatch,
@@ -298,7 +296,7 @@ mod tests {
             json!({"a": 1, "c": 3})
         );
         assert_eq!(
-            apply(
+            apply_to(
                 "[1]",
                 &request(Operation::Append, Some(json!({"x": 2})), None, None)
             )
@@ -306,7 +304,7 @@ mod tests {
             r#"[1,{"x":2}]"#
         );
         assert_eq!(
-            apply(
+            apply_to(
                 "ab",
                 &request(Operation::Append, Some(json!("cd")), None, None)
             )
