@@ -2,7 +2,8 @@
 //!
 //! Every request passes [`guard`] first: Host and Origin must be loopback ones when the server
 //! listens on loopback (against DNS rebinding), and a bearer token is checked when one is
-//! required. rmcp then enforces the body size limit (413) itself.
+//! required. A POST to `/mcp` must then be one JSON-RPC message within the body size limit
+//! (400 and 413 otherwise) before rmcp reads it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -397,14 +399,24 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
     let is_post = request.method() == axum::http::Method::POST;
     let has_session = headers.contains_key("mcp-session-id");
 
-    if is_post && !has_session && state.sessions.sessions.read().await.len() >= state.max_sessions {
-        // Only an initialize request opens a session, so the body is read to tell; other
-        // requests, stateless ones included, pass.
+    if is_post && request.uri().path() == "/mcp" && is_json(request.headers()) {
+        // rmcp rejects a body it cannot read as a JSON-RPC message with 415, the status for
+        // a wrong Content-Type. The body is read here first so that it gets 400 instead.
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
+            warn!(
+                max_body_bytes = state.max_body_bytes,
+                "request rejected: body too large"
+            );
             return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         };
-        if is_initialize(&bytes) {
+        if let Err(err) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+            warn!(error = %err, "request rejected: body is not a JSON-RPC message");
+            return json_rpc_error(&bytes, &err);
+        }
+        // Only an initialize request opens a session, so other requests pass the cap.
+        let at_cap = state.sessions.sessions.read().await.len() >= state.max_sessions;
+        if !has_session && at_cap && is_initialize(&bytes) {
             warn!(
                 max_sessions = state.max_sessions,
                 "request rejected: session limit reached"
@@ -435,6 +447,31 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
         chunk
     });
     Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
+/// Returns whether a request declares a JSON body, as MCP requires. rmcp rejects any other
+/// Content-Type with 415.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Builds the 400 response to a body that is not one JSON-RPC message: a JSON-RPC parse
+/// error (-32700) for text that is not JSON, else an invalid request error (-32600).
+fn json_rpc_error(body: &[u8], err: &serde_json::Error) -> Response {
+    let (code, problem) = match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Err(_) => (-32700, "the request body is not valid JSON"),
+        Ok(_) => (
+            -32600,
+            "the request body is JSON but not one JSON-RPC 2.0 request or notification",
+        ),
+    };
+    let message = format!("{problem}: {err}; send one JSON-RPC message per POST");
+    let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (StatusCode::BAD_REQUEST, axum::Json(error)).into_response()
 }
 
 /// Returns whether a JSON-RPC body is an `initialize` request, alone or in a batch.

@@ -318,6 +318,51 @@ async fn rejected_requests_change_nothing() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn unreadable_bodies_get_json_rpc_errors() -> Result<()> {
+    let sandbox = Sandbox::new()?;
+    let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
+    let call = stateless_call("version", json!({}));
+    let cut_short = &call.body[..call.body.len() / 2];
+    let cases = [
+        ("not json", -32700),
+        (cut_short, -32700),
+        (r#"{"hello": 1}"#, -32600),
+        (r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]"#, -32600),
+    ];
+    for (body, code) in cases {
+        let call = RawCall {
+            headers: call.headers.clone(),
+            body: body.to_owned(),
+        };
+        let response = send_call(&server, &call, &[]).await?;
+        assert_eq!(response.status, 400, "{body:?}: {response:?}");
+        let error: Value = serde_json::from_str(&response.body)
+            .with_context(|| format!("the response to {body:?} is not JSON"))?;
+        assert_eq!(error["jsonrpc"], "2.0", "{body:?}");
+        assert_eq!(error["id"], Value::Null, "{body:?}");
+        assert_eq!(error["error"]["code"], code, "{body:?}");
+    }
+
+    // A body declared as another media type is left to rmcp, which rejects it with 415.
+    let mut headers = call.headers.clone();
+    for (name, value) in &mut headers {
+        if *name == "Content-Type" {
+            *value = "text/plain".to_owned();
+        }
+    }
+    let plain_text = RawCall {
+        headers,
+        body: call.body.clone(),
+    };
+    let plain_text = send_call(&server, &plain_text, &[]).await?;
+    assert_eq!(plain_text.status, 415, "{plain_text:?}");
+
+    let version = send_call(&server, &call, &[]).await?;
+    assert_eq!(version.status, 200, "{version:?}");
+    Ok(())
+}
+
 /// Sends `GET /healthz` with `headers`.
 async fn get_healthz(server: &HttpServer, headers: &[(&str, &str)]) -> Result<RawResponse> {
     send_http(server.port(), "GET", "/healthz", headers, b"").await
