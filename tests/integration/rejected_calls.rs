@@ -24,8 +24,8 @@ fn strip_last_seen(value: &mut Value) {
 
 /// Collects the state that clients can observe without consuming anything. That is the project
 /// info, the project list, each member's status with unread counts, each member's resource
-/// list, and the content and etag of every resource the member may read. `outsider` is a
-/// client in no project, so only its status is taken.
+/// list, the content, etag and version history of every document the member may read, and
+/// the entries of every log. `outsider` is a client in no project, so only its status is taken.
 async fn snapshot(members: &[Session], outsider: &Session) -> Result<Value> {
     let mut state = Map::new();
     state.insert(
@@ -59,16 +59,19 @@ async fn snapshot(members: &[Session], outsider: &Session) -> Result<Value> {
             .clone();
         for manifest in manifests {
             let resource_id = text_field(&manifest, "resource_id")?;
-            let read = session
-                .ok(
-                    "get_resource",
-                    json!({ "project_id": "vault", "resource_id": resource_id, "agent_name": name }),
-                )
-                .await?;
-            state.insert(
-                format!("{name}_reads_{resource_id}"),
-                json!({ "content": read["content"], "etag": read["etag"] }),
-            );
+            let target =
+                json!({ "project_id": "vault", "resource_id": resource_id, "agent_name": name });
+            let read = if manifest["kind"] == "log" {
+                let target =
+                    json!({ "project_id": "vault", "log_id": resource_id, "agent_name": name });
+                let read = session.ok("read_log", target).await?;
+                json!({ "entries": read["entries"] })
+            } else {
+                let read = session.ok("get_resource", target.clone()).await?;
+                let history = session.ok("resource_history", target).await?;
+                json!({ "content": read["content"], "etag": read["etag"], "history": history })
+            };
+            state.insert(format!("{name}_reads_{resource_id}"), read);
         }
         state.insert(format!("{name}_resources"), listed);
     }
@@ -178,6 +181,19 @@ async fn rejected_calls_leave_state_unchanged() -> Result<()> {
         .ok(
             "send_message",
             message("alice", json!({ "broadcast": true })),
+        )
+        .await?;
+
+    alice
+        .ok("store_resource", store("alice", "counter", "7"))
+        .await?;
+    alice
+        .ok(
+            "append_log",
+            json!({
+                "project_id": "vault", "log_id": "journal", "agent_name": "alice",
+                "entry": { "step": 1 }, "permissions": { "write": ["alice"] },
+            }),
         )
         .await?;
 
@@ -366,6 +382,125 @@ async fn rejected_calls_leave_state_unchanged() -> Result<()> {
             as_agent("bob"),
             "ARCHIVE_PERMISSION_DENIED",
         ),
+        (
+            1,
+            "update_resource",
+            with(
+                as_agent("bob"),
+                json!({ "resource_id": "doc", "operation": "json_merge_patch", "patch": { "b": 1 }, "etag": stale_etag }),
+            ),
+            "ETAG_MISMATCH",
+        ),
+        (
+            1,
+            "update_resource",
+            with(
+                as_agent("bob"),
+                json!({ "resource_id": "counter", "operation": "increment" }),
+            ),
+            "WRITE_PERMISSION_DENIED",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "doc", "operation": "increment" }),
+            ),
+            "NOT_A_NUMBER",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "counter", "operation": "increment", "value": 9_223_372_036_854_775_807_i64 }),
+            ),
+            "NOT_A_NUMBER",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({
+                    "resource_id": "doc", "operation": "json_patch",
+                    "patch": [{ "op": "replace", "path": "/version", "value": 3 }, { "op": "test", "path": "/version", "value": 2 }],
+                }),
+            ),
+            "PATCH_TEST_FAILED",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "doc", "operation": "json_patch" }),
+            ),
+            "INVALID_OPERATION",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "doc", "operation": "append", "value": "x".repeat(2000) }),
+            ),
+            "RESOURCE_TOO_LARGE",
+        ),
+        (
+            0,
+            "update_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "journal", "operation": "increment" }),
+            ),
+            "WRONG_RESOURCE_KIND",
+        ),
+        (
+            1,
+            "append_log",
+            with(
+                as_agent("bob"),
+                json!({ "log_id": "journal", "entry": { "step": 2 } }),
+            ),
+            "WRITE_PERMISSION_DENIED",
+        ),
+        (
+            0,
+            "append_log",
+            with(
+                as_agent("alice"),
+                json!({ "log_id": "journal", "entry": "x".repeat(2000) }),
+            ),
+            "RESOURCE_TOO_LARGE",
+        ),
+        (
+            0,
+            "append_log",
+            with(
+                as_agent("alice"),
+                json!({ "log_id": "doc", "entry": { "step": 2 } }),
+            ),
+            "WRONG_RESOURCE_KIND",
+        ),
+        (
+            1,
+            "receive_messages",
+            with(as_agent("bob"), json!({ "limit": 0 })),
+            "INVALID_PARAMETER",
+        ),
+        (
+            0,
+            "get_resource",
+            with(
+                as_agent("alice"),
+                json!({ "resource_id": "doc", "version": 1, "wait": true }),
+            ),
+            "CONFLICTING_PARAMETERS",
+        ),
+        (3, "heartbeat", as_agent("outsider"), "MEMBER_NOT_FOUND"),
+        (3, "leave_project", as_agent("outsider"), "MEMBER_NOT_FOUND"),
     ];
 
     let before = snapshot(&team, &outsider).await?;

@@ -47,6 +47,10 @@ const AGENT_TOOLS: &[&str] = &[
     "delete_project",
     "leave_project",
     "archive_project",
+    "resource_history",
+    "update_resource",
+    "append_log",
+    "read_log",
 ];
 
 /// An MCP client connection to a server under test.
