@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -398,36 +398,9 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
     };
     let is_post = request.method() == axum::http::Method::POST;
     let has_session = headers.contains_key("mcp-session-id");
-
-    if is_post && request.uri().path() == "/mcp" && is_json(request.headers()) {
-        // rmcp rejects a body it cannot read as a JSON-RPC message with 415, the status for
-        // a wrong Content-Type. The body is read here first so that it gets 400 instead.
-        let (parts, body) = request.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
-            warn!(
-                max_body_bytes = state.max_body_bytes,
-                "request rejected: body too large"
-            );
-            return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-        };
-        if let Err(err) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
-            warn!(error = %err, "request rejected: body is not a JSON-RPC message");
-            return json_rpc_error(&bytes, &err);
-        }
-        // Only an initialize request opens a session, so other requests pass the cap.
-        let at_cap = state.sessions.sessions.read().await.len() >= state.max_sessions;
-        if !has_session && at_cap && is_initialize(&bytes) {
-            warn!(
-                max_sessions = state.max_sessions,
-                "request rejected: session limit reached"
-            );
-            return reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many MCP sessions are open; close one or retry later",
-            );
-        }
-        request = Request::from_parts(parts, axum::body::Body::from(bytes));
-    }
+    let path = request.uri().path();
+    let to_mcp = path == "/mcp" || path.starts_with("/mcp/");
+    let reads_body = is_post && to_mcp && is_json(headers);
     if let Some(client_id) = forwarded {
         request
             .extensions_mut()
@@ -440,7 +413,38 @@ async fn guard(State(state): State<Arc<GuardState>>, mut request: Request, next:
         return next.run(request).await;
     }
 
+    // Counted from here, so that shutdown also waits for a body that is still arriving.
     let in_flight = state.posts.enter();
+    if reads_body {
+        // rmcp rejects a body it cannot read as a JSON-RPC message with 415, the status for
+        // a wrong Content-Type. The body is read here first so that it gets 400 instead.
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(err) => return body_read_failure(&err, state.max_body_bytes),
+        };
+        let message = match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+            Ok(message) => message,
+            Err(err) => {
+                warn!(error = %err, "request rejected: body is not a JSON-RPC message");
+                return json_rpc_error(&bytes, &err);
+            }
+        };
+        // Only an initialize request opens a session, so other requests pass the cap.
+        let at_cap = state.sessions.sessions.read().await.len() >= state.max_sessions;
+        if !has_session && at_cap && is_initialize(&message) {
+            warn!(
+                max_sessions = state.max_sessions,
+                "request rejected: session limit reached"
+            );
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many MCP sessions are open; close one or retry later",
+            );
+        }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
+
     let (parts, body) = next.run(request).await.into_parts();
     let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
         let _counted_until_sent = &in_flight;
@@ -459,32 +463,59 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Builds the 400 response to a body that is not one JSON-RPC message: a JSON-RPC parse
-/// error (-32700) for text that is not JSON, else an invalid request error (-32600).
+/// Builds the response to a request body that could not be read: 413 when it is longer than
+/// the limit, else 400 (the client closed the connection or sent a broken chunked body).
+fn body_read_failure(err: &axum::Error, max_body_bytes: usize) -> Response {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        if current.is::<http_body_util::LengthLimitError>() {
+            warn!(max_body_bytes, "request rejected: body too large");
+            return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        cause = current.source();
+    }
+    warn!(error = %err, "request rejected: body could not be read");
+    reject(
+        StatusCode::BAD_REQUEST,
+        "the request body could not be read",
+    )
+}
+
+/// Builds the 400 response to a body that is not one JSON-RPC message. Text that is not JSON
+/// gets a parse error (-32700), and other JSON an invalid request error (-32600) with the
+/// message's id when it has one.
 fn json_rpc_error(body: &[u8], err: &serde_json::Error) -> Response {
-    let (code, problem) = match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-        Err(_) => (-32700, "the request body is not valid JSON"),
-        Ok(_) => (
-            -32600,
-            "the request body is JSON but not one JSON-RPC 2.0 request or notification",
+    let (code, problem, id) = match serde_json::from_slice::<serde_json::Value>(body) {
+        Err(_) => (
+            -32700,
+            "the request body is not valid JSON",
+            serde_json::Value::Null,
         ),
+        Ok(value) => {
+            let id = value
+                .get("id")
+                .filter(|id| id.is_string() || id.is_number())
+                .cloned()
+                .unwrap_or_default();
+            (
+                -32600,
+                "the request body is JSON but not one JSON-RPC 2.0 message",
+                id,
+            )
+        }
     };
     let message = format!("{problem}: {err}; send one JSON-RPC message per POST");
-    let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
     (StatusCode::BAD_REQUEST, axum::Json(error)).into_response()
 }
 
-/// Returns whether a JSON-RPC body is an `initialize` request, alone or in a batch.
-fn is_initialize(body: &[u8]) -> bool {
-    let Ok(message) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
-    };
-    let single =
-        |m: &serde_json::Value| m.get("method").and_then(|v| v.as_str()) == Some("initialize");
-    match &message {
-        serde_json::Value::Array(batch) => batch.iter().any(single),
-        other => single(other),
-    }
+/// Returns whether a client message is an `initialize` request.
+fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
+    matches!(
+        message,
+        JsonRpcMessage::Request(request)
+            if matches!(request.request, ClientRequest::InitializeRequest(_))
+    )
 }
 
 #[cfg(test)]

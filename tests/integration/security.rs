@@ -324,13 +324,23 @@ async fn unreadable_bodies_get_json_rpc_errors() -> Result<()> {
     let server = HttpServer::start(&sandbox, &ServerOptions::default()).await?;
     let call = stateless_call("version", json!({}));
     let cut_short = &call.body[..call.body.len() / 2];
+    // (body, JSON-RPC error code, id in the error)
     let cases = [
-        ("not json", -32700),
-        (cut_short, -32700),
-        (r#"{"hello": 1}"#, -32600),
-        (r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]"#, -32600),
+        ("not json", -32700, Value::Null),
+        (cut_short, -32700, Value::Null),
+        (r#"{"hello": 1}"#, -32600, Value::Null),
+        (
+            r#"{"jsonrpc": "2.0", "id": 7, "method": 5}"#,
+            -32600,
+            json!(7),
+        ),
+        (
+            r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]"#,
+            -32600,
+            Value::Null,
+        ),
     ];
-    for (body, code) in cases {
+    for (body, code, id) in cases {
         let call = RawCall {
             headers: call.headers.clone(),
             body: body.to_owned(),
@@ -340,7 +350,12 @@ async fn unreadable_bodies_get_json_rpc_errors() -> Result<()> {
         let error: Value = serde_json::from_str(&response.body)
             .with_context(|| format!("the response to {body:?} is not JSON"))?;
         assert_eq!(error["jsonrpc"], "2.0", "{body:?}");
-        assert_eq!(error["id"], Value::Null, "{body:?}");
+        let id = if body.contains(r#""id": 7"#) {
+            json!(7)
+        } else {
+            Value::Null
+        };
+        assert_eq!(error["id"], id, "{body:?}");
         assert_eq!(error["error"]["code"], code, "{body:?}");
     }
 
@@ -611,6 +626,27 @@ async fn session_cap_spares_stateless_clients() -> Result<()> {
         refusal.contains("503"),
         "the third session failed for another reason than HTTP 503: {refusal}"
     );
+    // rmcp serves every path under /mcp, so the cap covers them too.
+    let initialize = json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": { "name": "raw", "version": "1" },
+        },
+    })
+    .to_string();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    for path in ["/mcp/", "/mcp/other"] {
+        let response =
+            send_http(server.port(), "POST", path, &headers, initialize.as_bytes()).await?;
+        assert_eq!(response.status, 503, "{path}: {response:?}");
+    }
 
     let stateless = server.agent(&directory_of("alice")).await?;
     stateless
