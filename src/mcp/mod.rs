@@ -8,6 +8,7 @@ mod server;
 mod tools;
 
 pub use server::{Authenticated, BrainstormServer, ForwardedClientId};
+pub use tools::{Acts, acts};
 
 /// Returns every tool with its schema.
 pub fn tool_list() -> Vec<rmcp::model::Tool> {

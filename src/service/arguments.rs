@@ -9,8 +9,8 @@ use serde_json::{Number, Value};
 
 use super::requests::*;
 use super::validate::{
-    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_json_depth, check_json_text,
-    check_optional_text, check_text, object_json,
+    MAX_NAME_LENGTH, MAX_TEXT_LENGTH, check_id, check_json_depth, check_optional_text, check_text,
+    object_json,
 };
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
 
@@ -220,11 +220,10 @@ impl CheckArguments for StoreResourceRequest {
             )
             .with("arguments", ["content", "source_path"]));
         }
-        if let Some(value) = &self.content {
-            check_json_depth("content", value)?;
-        }
-        match self.inline_content() {
-            Some(text) => check_json_text("content", &text),
+        // Content that looks like JSON is parsed by the operation, after its size check, so
+        // that oversized text is rejected without being parsed.
+        match &self.content {
+            Some(value) => check_json_depth("content", value),
             None => Ok(()),
         }
     }
@@ -296,15 +295,28 @@ impl CheckArguments for ResourceHistoryRequest {
 }
 
 /// The change an `update_resource` call requests, read from its arguments.
-pub(super) enum Change<'a> {
+pub(super) enum Change {
     /// Add `by` to the content, or to the number at the JSON pointer `path`.
     Increment {
         by: Number,
-        path: Option<&'a str>,
+        path: Option<String>,
     },
-    MergePatch(&'a Value),
+    MergePatch(Value),
     Patch(json_patch::Patch),
-    Append(&'a Value),
+    Append(Value),
+}
+
+impl Change {
+    /// Returns whether the result depends on the current content in a way the caller can read:
+    /// a JSON patch `test` operation fails unless the content matches.
+    pub(super) fn tests_content(&self) -> bool {
+        match self {
+            Change::Patch(operations) => operations
+                .iter()
+                .any(|operation| matches!(operation, json_patch::PatchOperation::Test(_))),
+            _ => false,
+        }
+    }
 }
 
 /// Builds an `INVALID_OPERATION` error about one argument of an operation.
@@ -316,7 +328,7 @@ fn invalid_operation(operation: &str, argument: &str, message: impl Into<String>
 
 impl UpdateResourceRequest {
     /// Reads the operation and the arguments it needs.
-    pub(super) fn change(&self) -> ServiceResult<Change<'_>> {
+    pub(super) fn change(&self) -> ServiceResult<Change> {
         match self.operation {
             Operation::Increment => {
                 let by = match &self.value {
@@ -330,7 +342,7 @@ impl UpdateResourceRequest {
                         ));
                     }
                 };
-                let path = self.path.as_deref().filter(|path| !path.is_empty());
+                let path = self.path.clone().filter(|path| !path.is_empty());
                 Ok(Change::Increment { by, path })
             }
             Operation::JsonMergePatch | Operation::JsonPatch => {
@@ -349,7 +361,7 @@ impl UpdateResourceRequest {
                 };
                 check_json_depth("patch", patch)?;
                 if merge {
-                    return Ok(Change::MergePatch(patch));
+                    return Ok(Change::MergePatch(patch.clone()));
                 }
                 let operations = serde_json::from_value(patch.clone()).map_err(|err| {
                     invalid_operation(
@@ -369,7 +381,7 @@ impl UpdateResourceRequest {
                     ));
                 };
                 check_json_depth("value", value)?;
-                Ok(Change::Append(value))
+                Ok(Change::Append(value.clone()))
             }
         }
     }
@@ -517,12 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn store_checks_inline_content_only() {
-        let invalid = failure::<StoreResourceRequest>(json!({
-            "project_id": "p", "resource_id": "r", "agent_name": "a", "name": "n",
-            "content": "{not json",
-        }));
-        assert_eq!(invalid.code, ErrorCode::InvalidJson);
+    fn store_leaves_file_content_to_operation() {
         let from_file: StoreResourceRequest = parse(json!({
             "project_id": "p", "resource_id": "r", "agent_name": "a", "name": "n",
             "source_path": "/does/not/exist",

@@ -228,18 +228,21 @@ pub(crate) fn check_tags(
             format!("labels has more than {MAX_LABELS} entries"),
         ));
     }
-    let texts = capabilities.iter().chain(
-        labels
-            .into_iter()
-            .flat_map(|labels| labels.iter().flat_map(|(k, v)| [k, v])),
-    );
-    for text in texts {
-        if text.chars().count() > MAX_TAG_LENGTH {
-            return Err(ServiceError::invalid_parameter(
-                "labels",
-                format!("a capability or label is longer than {MAX_TAG_LENGTH} characters"),
-            ));
-        }
+    let long = |text: &String| text.chars().count() > MAX_TAG_LENGTH;
+    if capabilities.iter().any(long) {
+        return Err(ServiceError::invalid_parameter(
+            "capabilities",
+            format!("a capability is longer than {MAX_TAG_LENGTH} characters"),
+        )
+        .with("max_length", MAX_TAG_LENGTH));
+    }
+    let label_texts = labels.into_iter().flatten().flat_map(|(k, v)| [k, v]);
+    if label_texts.into_iter().any(long) {
+        return Err(ServiceError::invalid_parameter(
+            "labels",
+            format!("a label key or value is longer than {MAX_TAG_LENGTH} characters"),
+        )
+        .with("max_length", MAX_TAG_LENGTH));
     }
     Ok(())
 }

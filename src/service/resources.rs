@@ -79,16 +79,12 @@ pub(super) fn initial_permissions(
     (read, write)
 }
 
-/// Content to store: the inline text, or the bytes of the file at `source_path`, within
-/// `max_bytes`. The request's own arguments are already checked.
+/// Returns the content to store: the inline text, or the bytes of the file at `source_path`.
+/// Content over `max_bytes` is rejected before any JSON-looking text in it is parsed.
 fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResult<Option<String>> {
     let text = match (request.inline_content(), &request.source_path) {
         (Some(text), _) => text,
-        (None, Some(path)) => {
-            let text = read_source(path, max_bytes)?;
-            check_json_text("content", &text)?;
-            text
-        }
+        (None, Some(path)) => read_source(path, max_bytes)?,
         (None, None) => return Ok(None),
     };
     if text.len() > max_bytes {
@@ -103,6 +99,7 @@ fn content_text(request: &StoreResourceRequest, max_bytes: usize) -> ServiceResu
         .with("size_bytes", text.len())
         .with("max_bytes", max_bytes));
     }
+    check_json_text("content", &text)?;
     Ok(Some(text))
 }
 

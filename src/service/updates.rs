@@ -7,7 +7,7 @@ use tracing::debug;
 use super::arguments::{Change, CheckArguments};
 use super::etag::new_etag;
 use super::requests::UpdateResourceRequest;
-use super::resources::{can_write, check_kind, denied, not_found, save_document};
+use super::resources::{can_read, can_write, check_kind, denied, not_found, save_document};
 use super::validate::check_json_text;
 use super::{Service, WaitKey, project_and_member, views};
 use crate::error::{ErrorCode, ServiceError, ServiceResult};
@@ -36,9 +36,8 @@ fn add(current: &Number, by: &Number) -> ServiceResult<Number> {
         return a.checked_add(b).map(Number::from).ok_or_else(|| {
             ServiceError::new(
                 ErrorCode::NotANumber,
-                format!("{a} + {b} overflows a 64-bit integer"),
+                format!("adding {b} overflows a 64-bit integer"),
             )
-            .with("current", a)
             .with("value", b)
         });
     }
@@ -46,9 +45,8 @@ fn add(current: &Number, by: &Number) -> ServiceResult<Number> {
     Number::from_f64(sum).ok_or_else(|| {
         ServiceError::new(
             ErrorCode::NotANumber,
-            format!("{current} + {by} is not finite"),
+            format!("adding {by} gives a number that is not finite"),
         )
-        .with("current", Value::Number(current.clone()))
         .with("value", Value::Number(by.clone()))
     })
 }
@@ -61,9 +59,8 @@ fn increment(content: &str, by: &Number, path: Option<&str>) -> ServiceResult<St
             _ => serde_json::from_str(text).map_err(|_| {
                 ServiceError::new(
                     ErrorCode::NotANumber,
-                    format!("the content {:?} is not a number; give path to a number inside a JSON document", shorten(text)),
+                    "the content is not a number; give path to a number inside a JSON document",
                 )
-                .with("content", shorten(text))
             })?,
         };
         return Ok(add(&current, by)?.to_string());
@@ -79,7 +76,10 @@ fn increment(content: &str, by: &Number, path: Option<&str>) -> ServiceResult<St
     let Value::Number(current) = target else {
         return Err(ServiceError::new(
             ErrorCode::NotANumber,
-            format!("the value at {path:?} is {target}, not a number"),
+            format!(
+                "the value at {path:?} is {}, not a number",
+                json_type(target)
+            ),
         )
         .with("path", path));
     };
@@ -133,14 +133,22 @@ fn append(content: &str, value: &Value) -> ServiceResult<String> {
     }
 }
 
-fn shorten(text: &str) -> String {
-    text.chars().take(40).collect()
+/// Names the JSON type of a value, for errors that must not show the value itself.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Applies a checked change to the current content and returns the new content.
 fn apply(content: &str, change: &Change) -> ServiceResult<String> {
     match change {
-        Change::Increment { by, path } => increment(content, by, *path),
+        Change::Increment { by, path } => increment(content, by, path.as_deref()),
         Change::MergePatch(patch) => merge_patch(content, patch),
         Change::Patch(operations) => patch(content, operations),
         Change::Append(value) => append(content, value),
@@ -153,6 +161,7 @@ impl Service {
     /// optional etag makes the update conditional.
     pub fn update_resource(&self, request: &UpdateResourceRequest) -> ServiceResult<Value> {
         request.check_arguments()?;
+        let change = request.change()?;
         let max_bytes = self.config.max_payload_size;
         let keep = self.config.history_limit;
         let (manifest, content) = self.write({
@@ -163,9 +172,14 @@ impl Service {
                     .manifest(&request.project_id, &request.resource_id)?
                     .ok_or_else(|| not_found(&request.project_id, &request.resource_id))?;
                 check_kind(&existing, ResourceKind::Document, "update_resource")?;
-                if !can_write(&existing, &member.agent_name) {
-                    let agent = &member.agent_name;
+                let agent = &member.agent_name;
+                if !can_write(&existing, agent) {
                     return Err(denied(ErrorCode::WritePermissionDenied, "write", agent, &existing));
+                }
+                // A writer outside the read list may change the content but not learn it.
+                let reveals_content = request.return_content == Some(true) || change.tests_content();
+                if reveals_content && !can_read(&existing, agent) {
+                    return Err(denied(ErrorCode::ReadPermissionDenied, "read", agent, &existing));
                 }
                 match request.etag.as_deref() {
                     None | Some("") | Some("*") => {}
@@ -181,7 +195,7 @@ impl Service {
                 }
                 let bytes = tx.content(&existing.project_id, &existing.resource_id)?.unwrap_or_default();
                 let current = String::from_utf8_lossy(&bytes).into_owned();
-                let updated = apply(&current, &request.change()?)?;
+                let updated = apply(&current, &change)?;
                 if updated.len() > max_bytes {
                     return Err(ServiceError::new(
                         ErrorCode::ResourceTooLarge,

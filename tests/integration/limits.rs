@@ -92,6 +92,20 @@ async fn tag_and_permission_counts_are_bounded() -> Result<()> {
         )
         .await?;
     assert_eq!(rejected["details"]["argument"], "labels");
+    // Each over-long text is reported under the argument that carries it.
+    let long = "x".repeat(257);
+    let long_texts = [
+        (json!({"capabilities": [long]}), "capabilities"),
+        (json!({"labels": {"role": long}}), "labels"),
+        (json!({"labels": {long.clone(): "role"}}), "labels"),
+    ];
+    for (extra, argument) in long_texts {
+        let rejected = bob
+            .fails("join_project", join(extra), "INVALID_PARAMETER")
+            .await?;
+        assert_eq!(rejected["details"]["argument"], argument);
+        assert_eq!(rejected["details"]["max_length"], 256);
+    }
     let info = alice
         .ok("get_project_info", json!({"project_id": "limits"}))
         .await?;

@@ -455,6 +455,99 @@ async fn update_needs_write_permission() -> Result<()> {
     Ok(())
 }
 
+/// Creates `doc` with `content` as `alice`, readable by `alice` only and writable by all.
+async fn create_sealed_doc(alice: &Session, content: &str) -> Result<String> {
+    let stored = alice
+        .ok(
+            "store_resource",
+            json!({
+                "project_id": "updates",
+                "resource_id": "doc",
+                "name": "Sealed",
+                "agent_name": "alice",
+                "content": content,
+                "permissions": { "read": ["alice"], "write": ["*"] },
+            }),
+        )
+        .await?;
+    etag_of(&stored)
+}
+
+#[tokio::test]
+async fn blind_writer_cannot_read_through_updates() -> Result<()> {
+    let (_sandbox, _server, team) = start_team().await?;
+    let (alice, bob) = (&team[0], &team[1]);
+    let etag = create_sealed_doc(alice, r#"{"pin":4711,"word":"hush"}"#).await?;
+
+    // Calls whose result would show the content are rejected before they change anything.
+    let revealing = [
+        update(
+            "bob",
+            "json_merge_patch",
+            json!({ "patch": {}, "return_content": true }),
+        ),
+        update(
+            "bob",
+            "json_patch",
+            json!({ "patch": [{ "op": "test", "path": "/pin", "value": 4711 }] }),
+        ),
+    ];
+    for args in revealing {
+        bob.fails("update_resource", args, "READ_PERMISSION_DENIED")
+            .await?;
+    }
+    let read = alice.ok("get_resource", read_doc()).await?;
+    assert_eq!(etag_of(&read)?, etag);
+
+    // Failed updates name the problem without the stored values.
+    let failures = [
+        update(
+            "bob",
+            "increment",
+            json!({ "path": "/pin", "value": i64::MAX }),
+        ),
+        update("bob", "increment", json!({ "path": "/word" })),
+    ];
+    for args in failures {
+        let error = bob.fails("update_resource", args, "NOT_A_NUMBER").await?;
+        let text = error.to_string();
+        assert!(!text.contains("4711"), "{text}");
+        assert!(!text.contains("hush"), "{text}");
+    }
+
+    // A blind write applies and returns no content.
+    let updated = bob
+        .ok(
+            "update_resource",
+            update("bob", "json_merge_patch", json!({ "patch": { "note": 1 } })),
+        )
+        .await?;
+    assert_eq!(updated.get("content"), None, "{updated}");
+    assert_eq!(
+        read_json(alice).await?,
+        json!({ "pin": 4711, "word": "hush", "note": 1 })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn blind_writer_gets_no_text_content() -> Result<()> {
+    let (_sandbox, _server, team) = start_team().await?;
+    let (alice, bob) = (&team[0], &team[1]);
+    create_sealed_doc(alice, "hush").await?;
+
+    let error = bob
+        .fails(
+            "update_resource",
+            update("bob", "increment", json!({})),
+            "NOT_A_NUMBER",
+        )
+        .await?;
+    let text = error.to_string();
+    assert!(!text.contains("hush"), "{text}");
+    Ok(())
+}
+
 /// Makes `INCREMENTS_PER_AGENT` increments of `counter` as `agent` and returns the version
 /// number each one produced. Any failed call ends the agent with an error.
 async fn increment_many(session: Session, agent: String, start: Arc<Barrier>) -> Result<Vec<u64>> {

@@ -341,6 +341,18 @@ async fn content_over_size_limit_rejected() -> Result<()> {
             "RESOURCE_TOO_LARGE",
         )
         .await?;
+    // Size comes first: oversized text is rejected for its size whatever JSON it resembles.
+    let broken_json = format!("{{{}", "x".repeat(64));
+    let deep_json = format!("{}{}", "[".repeat(101), "]".repeat(101));
+    for (resource_id, content) in [("broken-json", broken_json), ("deep-json", deep_json)] {
+        alice
+            .fails(
+                "store_resource",
+                store(resource_id, &content),
+                "RESOURCE_TOO_LARGE",
+            )
+            .await?;
+    }
     Ok(())
 }
 
