@@ -9,6 +9,7 @@
 
 use brainstorm::error::{ErrorCode, ServiceError, ServiceResult};
 use brainstorm::mcp::args::{parse, take_string};
+use brainstorm::mcp::{Acts, acts};
 use brainstorm::service::Identity;
 use brainstorm::service::arguments::CheckArguments;
 use brainstorm::service::requests::{
@@ -28,64 +29,101 @@ fn check<R: CheckArguments + DeserializeOwned>(arguments: Map<String, Value>) ->
     parse::<R>(arguments)?.check_arguments()
 }
 
+/// The tools in the order of the selector byte.
+const TOOLS: [&str; 21] = [
+    "status",
+    "version",
+    "create_project",
+    "join_project",
+    "get_project_info",
+    "list_projects",
+    "send_message",
+    "receive_messages",
+    "store_resource",
+    "get_resource",
+    "list_resources",
+    "delete_resource",
+    "heartbeat",
+    "handover_coordinator",
+    "leave_project",
+    "archive_project",
+    "resource_history",
+    "update_resource",
+    "append_log",
+    "read_log",
+    "audit_log",
+];
+
 /// Parses the arguments of tool number `selector` and runs its storage-free checks.
 fn run(selector: u8, mut arguments: Map<String, Value>) -> ServiceResult<()> {
-    const TOOLS: u8 = 21;
-    let tool = selector % TOOLS;
-    // Every tool but status and version may name the client with a working directory.
-    if tool > 1
+    let tool = usize::from(selector) % TOOLS.len();
+    // As in the server, only a tool that acts as an agent takes a working directory.
+    if acts(TOOLS[tool]) == Some(Acts::AsAgent)
         && let Some(path) = take_string(&mut arguments, "working_directory")?
     {
         Identity::resolve(&path, None)?;
     }
-    match tool {
-        0 => {
+    match TOOLS[tool] {
+        "status" => {
             let request: StatusRequest = parse(arguments)?;
             Identity::resolve(&request.working_directory, None).map(drop)
         }
-        1 => parse::<NoArguments>(arguments).map(drop),
-        2 => check::<CreateProjectRequest>(arguments),
-        3 => check::<JoinProjectRequest>(arguments),
-        4 => check::<ProjectInfoRequest>(arguments),
-        5 => check::<ListProjectsRequest>(arguments),
-        6 => check::<SendMessageRequest>(arguments),
-        7 => check::<ReceiveMessagesRequest>(arguments),
-        8 => check::<StoreResourceRequest>(arguments),
-        9 => check::<GetResourceRequest>(arguments),
-        10 => check::<ListResourcesRequest>(arguments),
-        11 => check::<DeleteResourceRequest>(arguments),
-        12 => check::<HeartbeatRequest>(arguments),
-        13 => check::<HandoverRequest>(arguments),
-        14 => check::<ProjectAgentRequest>(arguments),
-        15 => check::<ArchiveProjectRequest>(arguments),
-        16 => check::<ResourceHistoryRequest>(arguments),
-        17 => check::<UpdateResourceRequest>(arguments),
-        18 => check::<AppendLogRequest>(arguments),
-        19 => check::<ReadLogRequest>(arguments),
+        "version" => parse::<NoArguments>(arguments).map(drop),
+        "create_project" => check::<CreateProjectRequest>(arguments),
+        "join_project" => check::<JoinProjectRequest>(arguments),
+        "get_project_info" => check::<ProjectInfoRequest>(arguments),
+        "list_projects" => check::<ListProjectsRequest>(arguments),
+        "send_message" => check::<SendMessageRequest>(arguments),
+        "receive_messages" => check::<ReceiveMessagesRequest>(arguments),
+        "store_resource" => check::<StoreResourceRequest>(arguments),
+        "get_resource" => check::<GetResourceRequest>(arguments),
+        "list_resources" => check::<ListResourcesRequest>(arguments),
+        "delete_resource" => check::<DeleteResourceRequest>(arguments),
+        "heartbeat" => check::<HeartbeatRequest>(arguments),
+        "handover_coordinator" => check::<HandoverRequest>(arguments),
+        // leave_project and delete_project take the same arguments.
+        "leave_project" => check::<ProjectAgentRequest>(arguments),
+        "archive_project" => check::<ArchiveProjectRequest>(arguments),
+        "resource_history" => check::<ResourceHistoryRequest>(arguments),
+        "update_resource" => check::<UpdateResourceRequest>(arguments),
+        "append_log" => check::<AppendLogRequest>(arguments),
+        "read_log" => check::<ReadLogRequest>(arguments),
         _ => check::<AuditLogRequest>(arguments),
     }
 }
 
-/// Checks that an error reports what failed: a message, and for a bad argument the
-/// name of an argument the client sent or one it left out.
+/// Returns whether `argument` is `key` or a part of it, such as `permissions.read`.
+fn is_within(argument: &str, key: &str) -> bool {
+    argument == key
+        || argument
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+}
+
+/// Checks that an error reports what failed: a message, and for a bad argument the name of
+/// an argument the client sent, or of the required one it left out.
 fn check_error(err: &ServiceError, sent: &Map<String, Value>) {
     assert!(!err.message.is_empty(), "{err:?} has no message");
     assert_ne!(err.code, ErrorCode::InternalError, "{err:?}");
-    if err.code != ErrorCode::InvalidParameter {
+    let about_a_value = matches!(
+        err.code,
+        ErrorCode::InvalidParameter
+            | ErrorCode::InvalidIdFormat
+            | ErrorCode::InvalidIdLength
+            | ErrorCode::JsonTooDeep
+    );
+    if !about_a_value {
         return;
     }
     let argument = err.details["argument"]
         .as_str()
         .unwrap_or_else(|| panic!("{err:?} does not name its argument"));
-    if err.message.starts_with("unknown argument") {
-        let named_a_sent_one = sent.keys().any(|key| {
-            argument == key
-                || argument
-                    .strip_prefix(key.as_str())
-                    .is_some_and(|rest| rest.starts_with(['.', '[']))
-        });
+    let was_sent = sent.keys().any(|key| is_within(argument, key));
+    if err.message.starts_with("missing required argument") {
+        assert!(!was_sent, "{err:?} calls {argument:?} missing: {sent:?}");
+    } else {
         assert!(
-            named_a_sent_one,
+            was_sent,
             "{err:?} names {argument:?}, which was not sent: {sent:?}"
         );
     }
