@@ -53,18 +53,23 @@ async fn start_team() -> Result<(Sandbox, HttpServer, Vec<Session>)> {
 
 /// Creates `doc` with `content` as `alice`, writable by `alice` only, and returns its etag.
 async fn create_doc(alice: &Session, content: &str) -> Result<String> {
-    let stored = alice
-        .ok(
-            "store_resource",
-            json!({
-                "project_id": "updates",
-                "resource_id": "doc",
-                "name": "Document",
-                "agent_name": "alice",
-                "content": content,
-            }),
-        )
-        .await?;
+    store_doc(alice, content, json!({})).await
+}
+
+/// Stores `doc` with `content` as `alice`, with the fields of `extra` added, and returns its
+/// etag.
+async fn store_doc(alice: &Session, content: &str, extra: Value) -> Result<String> {
+    let mut args = json!({
+        "project_id": "updates",
+        "resource_id": "doc",
+        "name": "Document",
+        "agent_name": "alice",
+        "content": content,
+    });
+    if let (Value::Object(args), Value::Object(extra)) = (&mut args, extra) {
+        args.extend(extra);
+    }
+    let stored = alice.ok("store_resource", args).await?;
     etag_of(&stored)
 }
 
@@ -457,20 +462,8 @@ async fn update_needs_write_permission() -> Result<()> {
 
 /// Creates `doc` with `content` as `alice`, readable by `alice` only and writable by all.
 async fn create_sealed_doc(alice: &Session, content: &str) -> Result<String> {
-    let stored = alice
-        .ok(
-            "store_resource",
-            json!({
-                "project_id": "updates",
-                "resource_id": "doc",
-                "name": "Sealed",
-                "agent_name": "alice",
-                "content": content,
-                "permissions": { "read": ["alice"], "write": ["*"] },
-            }),
-        )
-        .await?;
-    etag_of(&stored)
+    let permissions = json!({ "permissions": { "read": ["alice"], "write": ["*"] } });
+    store_doc(alice, content, permissions).await
 }
 
 #[tokio::test]
