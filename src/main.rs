@@ -375,15 +375,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names the brainstorm process that owns the data folder, from its owner.json when there is
+/// one.
+fn database_holder(config: &Config) -> String {
+    owner::read_owner(&config.data_dir).map_or("another brainstorm process".to_owned(), |record| {
+        format!("brainstorm process {}", record.pid)
+    })
+}
+
 /// Explains a failure of an offline command, naming the process that has the file open.
 fn offline_error(config: &Config, err: brainstorm::storage::StorageError) -> anyhow::Error {
     if !owner::is_held_elsewhere(&err) {
         return err.into();
     }
-    let holder = owner::read_owner(&config.data_dir)
-        .map_or("another process".to_owned(), |record| {
-            format!("process {}", record.pid)
-        });
+    let holder = database_holder(config);
     anyhow::anyhow!(
         "{holder} has the database open; stop the brainstorm processes on {} and run this again",
         config.data_dir.display()
@@ -499,10 +504,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         if !owner::is_held_elsewhere(&err) {
             return err.into();
         }
-        let holder = owner::read_owner(&config.data_dir)
-            .map_or("another brainstorm process".to_owned(), |record| {
-                format!("brainstorm process {}", record.pid)
-            });
+        let holder = database_holder(&config);
         anyhow::anyhow!(
             "{holder} owns the data folder {}; stop it first, or let its clients share it \
              through that process",

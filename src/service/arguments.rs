@@ -42,6 +42,13 @@ fn check_project_and_agent(project_id: &str, agent_name: &str) -> ServiceResult<
     check_id("agent_name", agent_name)
 }
 
+/// Checks the three ids of a request about one resource.
+fn check_resource_ids(project_id: &str, resource_id: &str, agent_name: &str) -> ServiceResult<()> {
+    check_id("project_id", project_id)?;
+    check_id("resource_id", resource_id)?;
+    check_id("agent_name", agent_name)
+}
+
 /// Checks a permission list: each entry is "*" or an agent name.
 fn check_access_list(argument: &str, list: &[String]) -> ServiceResult<()> {
     if list.len() > MAX_ACCESS_ENTRIES {
@@ -195,9 +202,7 @@ impl StoreResourceRequest {
 
 impl CheckArguments for StoreResourceRequest {
     fn check_arguments(&self) -> ServiceResult<()> {
-        check_id("project_id", &self.project_id)?;
-        check_id("resource_id", &self.resource_id)?;
-        check_id("agent_name", &self.agent_name)?;
+        check_resource_ids(&self.project_id, &self.resource_id, &self.agent_name)?;
         check_permissions(self.permissions.as_ref())?;
         if let Some(condition) = self.if_none_match.as_deref().filter(|c| *c != ANY) {
             return Err(ServiceError::invalid_parameter(
@@ -231,9 +236,7 @@ impl CheckArguments for StoreResourceRequest {
 
 impl CheckArguments for GetResourceRequest {
     fn check_arguments(&self) -> ServiceResult<()> {
-        check_id("project_id", &self.project_id)?;
-        check_id("resource_id", &self.resource_id)?;
-        check_id("agent_name", &self.agent_name)?;
+        check_resource_ids(&self.project_id, &self.resource_id, &self.agent_name)?;
         if self.version.is_some() && self.wait == Some(true) {
             return Err(ServiceError::new(
                 ErrorCode::ConflictingParameters,
@@ -253,9 +256,7 @@ impl CheckArguments for ListResourcesRequest {
 
 impl CheckArguments for DeleteResourceRequest {
     fn check_arguments(&self) -> ServiceResult<()> {
-        check_id("project_id", &self.project_id)?;
-        check_id("resource_id", &self.resource_id)?;
-        check_id("agent_name", &self.agent_name)
+        check_resource_ids(&self.project_id, &self.resource_id, &self.agent_name)
     }
 }
 
@@ -288,9 +289,7 @@ impl CheckArguments for ArchiveProjectRequest {
 
 impl CheckArguments for ResourceHistoryRequest {
     fn check_arguments(&self) -> ServiceResult<()> {
-        check_id("project_id", &self.project_id)?;
-        check_id("resource_id", &self.resource_id)?;
-        check_id("agent_name", &self.agent_name)
+        check_resource_ids(&self.project_id, &self.resource_id, &self.agent_name)
     }
 }
 
@@ -389,9 +388,7 @@ impl UpdateResourceRequest {
 
 impl CheckArguments for UpdateResourceRequest {
     fn check_arguments(&self) -> ServiceResult<()> {
-        check_id("project_id", &self.project_id)?;
-        check_id("resource_id", &self.resource_id)?;
-        check_id("agent_name", &self.agent_name)?;
+        check_resource_ids(&self.project_id, &self.resource_id, &self.agent_name)?;
         self.change().map(drop)
     }
 }
